@@ -1,0 +1,17 @@
+"""gpu-trend: the exact Adaptive Trend Classification (ATC) indicator for a whole universe.
+
+``import gpu_trend`` never touches CUDA: the GPU is probed lazily, on the
+first call that needs to know.
+"""
+
+from ._version import __version__
+from .backend import BackendUnavailableError, gpu_available, resolve_backend, use_backend
+from .config import FAMILIES, ATCConfig, member_names
+from .engine import ATCInputError, ATCWarning, compute_atc
+from .results import ATCResult
+
+__all__ = [
+    "__version__", "FAMILIES", "ATCConfig", "ATCResult", "ATCInputError", "ATCWarning",
+    "BackendUnavailableError", "compute_atc", "gpu_available", "member_names",
+    "resolve_backend", "use_backend",
+]

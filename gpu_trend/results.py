@@ -1,0 +1,154 @@
+"""The result container of :func:`gpu_trend.compute_atc`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import FAMILIES, ATCConfig, member_names
+
+
+def _host(x):
+    """A NumPy view/copy of a NumPy or CuPy array."""
+    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
+
+
+def _bars_since(events: np.ndarray) -> np.ndarray:
+    """Bars since the last True along the last axis, at the last bar (NaN if never)."""
+    n = events.shape[-1]
+    hit = events.any(axis=-1)
+    last = n - 1 - np.argmax(events[..., ::-1], axis=-1)
+    return np.where(hit, (n - 1 - last).astype(float), np.nan)
+
+
+@dataclass(frozen=True)
+class ATCResult:
+    """ATC outputs for a universe, every array shaped (symbols, ..., bars).
+
+    Arrays are NumPy when the input was on the host and CuPy when it was a
+    CuPy array. Bars before a symbol's first valid close are NaN (False for
+    the events).
+
+    Attributes
+    ----------
+    average_signal : (S, T) float64
+        Average_Signal A (spec 7.3).
+    family_signals : (S, 6, T) float64
+        Layer-1 family signals X_k, in :data:`FAMILIES` order.
+    family_equities : (S, 6, T) float64
+        Layer-2 equities S_k.
+    direction : (S, T) float64
+        NaN until the first threshold crossing, then +1 / −1.
+    long_events, short_events : (S, T) bool
+        Long / short arrows (spec 7.4).
+    symbols : list of str
+    index : pandas.Index
+        The bar labels (time when the input was a pandas object).
+    config : ATCConfig
+    backend : str
+        "cpu" or "gpu": where it was computed.
+    start_bar : (S,) int64 NumPy
+        Each symbol's first valid close (its bar 0); T if it has none.
+    first_full_bar : (S,) int64 NumPy
+        First bar on which all 54 MAs are valid; −1 if never within T.
+    member_ma, member_signal, member_equity : (S, 54, T) float64 or None
+        With ``members=True``: the 54 MAs, signals q and Layer-1 equities E,
+        family-major, members in spec section-2 order.
+    """
+
+    average_signal: Any
+    family_signals: Any
+    family_equities: Any
+    direction: Any
+    long_events: Any
+    short_events: Any
+    symbols: list
+    index: pd.Index
+    config: ATCConfig
+    backend: str
+    start_bar: np.ndarray
+    first_full_bar: np.ndarray
+    member_ma: Any = None
+    member_signal: Any = None
+    member_equity: Any = None
+    warnings: tuple = field(default_factory=tuple)
+
+    @property
+    def n_symbols(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.index)
+
+    def member_names(self) -> list:
+        """Labels of the 54 members (``"EMA_28"``, ...), matching axis 1 of the member arrays."""
+        return member_names(self.config)
+
+    def latest(self) -> pd.DataFrame:
+        """One row per symbol describing its last bar.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``symbol``; columns ``time``, ``average_signal``,
+            ``direction``, the six family signals (named by family),
+            ``bars_since_long`` and ``bars_since_short`` (NaN if never).
+        """
+        last = slice(-1, None)
+        avg = _host(self.average_signal[:, -1]) if self.n_bars else np.full(self.n_symbols, np.nan)
+        data = {
+            "time": [self.index[-1]] * self.n_symbols if self.n_bars else [None] * self.n_symbols,
+            "average_signal": avg,
+            "direction": _host(self.direction[:, last])[:, -1] if self.n_bars else avg,
+        }
+        fam = _host(self.family_signals[:, :, -1]) if self.n_bars \
+            else np.full((self.n_symbols, 6), np.nan)
+        for k, name in enumerate(FAMILIES):
+            data[name] = fam[:, k]
+        if self.n_bars:
+            data["bars_since_long"] = _bars_since(_host(self.long_events))
+            data["bars_since_short"] = _bars_since(_host(self.short_events))
+        else:
+            data["bars_since_long"] = data["bars_since_short"] = avg
+        return pd.DataFrame(data, index=pd.Index(self.symbols, name="symbol"))
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Long table indexed by (symbol, time) with every per-bar output.
+
+        Columns: ``average_signal``, ``direction``, ``long_event``,
+        ``short_event``, ``<FAMILY>_Signal`` and ``<FAMILY>_S`` for the six
+        families, and with members also one column per member output.
+        """
+        s, t = self.n_symbols, self.n_bars
+        idx = pd.MultiIndex.from_product([self.symbols, self.index],
+                                         names=["symbol", self.index.name or "time"])
+        cols = {
+            "average_signal": _host(self.average_signal).reshape(-1),
+            "direction": _host(self.direction).reshape(-1),
+            "long_event": _host(self.long_events).reshape(-1),
+            "short_event": _host(self.short_events).reshape(-1),
+        }
+        fs, fe = _host(self.family_signals), _host(self.family_equities)
+        for k, name in enumerate(FAMILIES):
+            cols[f"{name}_Signal"] = fs[:, k].reshape(-1)
+            cols[f"{name}_S"] = fe[:, k].reshape(-1)
+        if self.member_ma is not None:
+            names = self.member_names()
+            for label, arr in (("ma", self.member_ma), ("signal", self.member_signal),
+                               ("equity", self.member_equity)):
+                arr = _host(arr)
+                for j, name in enumerate(names):
+                    cols[f"{name}_{label}"] = arr[:, j].reshape(-1)
+        return pd.DataFrame(cols, index=idx) if s * t else pd.DataFrame(cols, index=idx[:0])
+
+    def to_cudf(self):
+        """:meth:`to_pandas` as a cuDF DataFrame (needs the ``cudf`` extra)."""
+        try:
+            import cudf
+        except ImportError as exc:
+            raise ImportError("to_cudf() needs cuDF: install gpu-trend[cudf]") from exc
+        return cudf.from_pandas(self.to_pandas())
