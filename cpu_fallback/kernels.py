@@ -14,10 +14,12 @@ the *same source* with ``numba.cuda.jit(device=True)`` and launches one
 thread per (family, symbol). One source for both targets is what keeps the
 two backends bit-for-bit on the same arithmetic.
 
-Only time is sequential. Each row keeps its per-member state in a small
-scratch table ``st`` (rows below, 9 member columns + 1 Layer-2 column) that
-the launcher provides: a NumPy array on the CPU, ``cuda.local.array`` on
-the GPU.
+Only time is sequential. ``family_core`` runs in three phases so that each
+recurrence keeps its state in registers: (A) the nine MAs on every bar into
+``ma`` (9, T); (B) member by member, signal and Layer-1 equity, adding
+q·E and E into the Layer-1 sums in member order; (C) bar by bar, X_k and
+S_k. The launcher provides the scratch (``ma``, ``work`` (3, T), ``wbuf``
+(2, max length)): NumPy arrays on the CPU, global-memory slices on the GPU.
 """
 
 import math
@@ -25,17 +27,14 @@ import math
 import numba
 import numpy as np
 
-# Rows of the scratch table.
-Y1, Y2, ACC1, ACC2, Q, GTP, LTP, VP, AST, EST, WS, WT = range(12)
-N_STATE = 12
-N_COLS = 10  # nine members + the Layer-2 curve
-L2 = 9       # column of the Layer-2 curve
-
 EMA, HMA, WMA, DEMA, LSMA, KAMA = range(6)
 KAMA_FAST = 0.666
 KAMA_SLOW = 0.064
 CUT = 0.49
 FLOOR = 0.25
+#: Rows of the per-row work table: returns r_t, Layer-1 numerator and denominator.
+R_ROW, NUM_ROW, DEN_ROW = range(3)
+N_WORK = 3
 
 
 def build_cores(jit):
@@ -65,177 +64,242 @@ def build_cores(jit):
         return 0.0
 
     @jit
-    def ema_step(st, row_y, row_acc, i, x, length, k):
-        # k bars of the input have been seen before this one; SMA seed on
-        # the length-th value, then the recurrence in Pine's operand order.
-        if k < length - 1:
-            st[row_acc, i] += x
-            return math.nan
-        if k == length - 1:
-            st[row_acc, i] += x
-            y = st[row_acc, i] / length
-        else:
-            alpha = 2.0 / (length + 1)
-            y = alpha * x + (1.0 - alpha) * st[row_y, i]
-        st[row_y, i] = y
-        return y
+    def ema_row(src, start, n, length, out):
+        # ta.ema: NaN until `length` values, SMA seed, then the recurrence in
+        # Pine's operand order. `out` may alias nothing else.
+        alpha = 2.0 / (length + 1)
+        acc = 0.0
+        y = math.nan
+        for t in range(start, n):
+            k = t - start
+            if k < length - 1:
+                acc += src[t]
+                out[t] = math.nan
+                continue
+            if k == length - 1:
+                acc += src[t]
+                y = acc / length
+            else:
+                y = alpha * src[t] + (1.0 - alpha) * y
+            out[t] = y
 
     @jit
-    def equity_step(st, i, tau, cutout, sig_prev, r, w, d):
-        # One bar of eq(w, σ, R): the stale return `a` is kept when σ_{t-1}
-        # is 0 or NaN, as the script does.
-        if tau < cutout:
-            return math.nan
-        if sig_prev > 0:
-            st[AST, i] = r
-        elif sig_prev < 0:
-            st[AST, i] = -r
-        prev = st[EST, i]
-        if tau == cutout or prev != prev:
-            e = w if w > FLOOR else FLOOR
-        else:
-            e = prev * d * (1.0 + st[AST, i])
-            if e < FLOOR:
-                e = FLOOR
-        st[EST, i] = e
-        return e
+    def dema_row(src, start, n, length, out):
+        # E2 = EMA(E1) seeded over E1's first `length` valid values.
+        alpha = 2.0 / (length + 1)
+        acc1 = 0.0
+        acc2 = 0.0
+        e1 = math.nan
+        e2 = math.nan
+        for t in range(start, n):
+            k = t - start
+            if k < length - 1:
+                acc1 += src[t]
+                out[t] = math.nan
+                continue
+            if k == length - 1:
+                acc1 += src[t]
+                e1 = acc1 / length
+            else:
+                e1 = alpha * src[t] + (1.0 - alpha) * e1
+            k2 = k - (length - 1)
+            if k2 < length - 1:
+                acc2 += e1
+                out[t] = math.nan
+                continue
+            if k2 == length - 1:
+                acc2 += e1
+                e2 = acc2 / length
+            else:
+                e2 = alpha * e1 + (1.0 - alpha) * e2
+            out[t] = 2.0 * e1 - e2
 
     @jit
-    def family_core(src, cls, growth, start, fam, lens, order, w, cutout, d, tie,
-                    xout, sout, want, mma, msig, meq, st):
-        n = cls.shape[0]
-        for i in range(N_COLS):
-            st[Y1, i] = math.nan
-            st[Y2, i] = math.nan
-            st[ACC1, i] = 0.0
-            st[ACC2, i] = 0.0
-            st[Q, i] = 0.0
-            st[GTP, i] = 0.0
-            st[LTP, i] = 0.0
-            st[VP, i] = 0.0
-            st[AST, i] = 0.0
-            st[EST, i] = math.nan
-        maxlen = lens[order[8]]
-        windowed = fam == HMA or fam == WMA or fam == LSMA or fam == KAMA
-        xprev = math.nan
+    def window_rows(src, start, n, fam, lens, ma, wbuf):
+        # SMA ("HMA"), WMA, LSMA and KAMA's noise for all nine members. One
+        # backward pass per bar fills the running sums Σ s and Σ j·s (or
+        # Σ|Δs|) for every window length; each member reads its own length.
+        # Every window is summed afresh: no sliding-sum drift (spec 10).
+        maxlen = 0
+        for i in range(9):
+            if lens[i] > maxlen:
+                maxlen = lens[i]
         for t in range(start, n):
             tau = t - start
-            c = cls[t]
-            s = src[t]
-            if tau >= 1:
-                ret = (c - cls[t - 1]) / cls[t - 1]
-            else:
-                ret = math.nan
-            r = ret * growth[tau]
-
-            if windowed:
-                # One backward pass serves all nine members: the running sums
-                # reach each member's window length in ascending order. Each
-                # window is summed afresh (no sliding sum drift, spec 10).
-                for i in range(9):
-                    st[WS, i] = math.nan
-                    st[WT, i] = math.nan
-                if fam == KAMA:
-                    avail = tau  # ℓ differences need ℓ + 1 prices
-                else:
-                    avail = tau + 1
-                jmax = maxlen if maxlen < avail else avail
-                acc_s = 0.0
-                acc_t = 0.0
-                p = 0
+            avail = tau if fam == KAMA else tau + 1
+            jmax = maxlen if maxlen < avail else avail
+            acc_s = 0.0
+            acc_t = 0.0
+            if fam == KAMA:
                 for j in range(jmax):
-                    if fam == KAMA:
-                        acc_s += abs(src[t - j] - src[t - j - 1])
-                    else:
-                        v = src[t - j]
-                        acc_s += v
-                        acc_t += j * v
-                    while p < 9 and lens[order[p]] == j + 1:
-                        st[WS, order[p]] = acc_s
-                        st[WT, order[p]] = acc_t
-                        p += 1
-
-            num = 0.0
-            den = 0.0
-            tol = tie * abs(c)
+                    acc_s += abs(src[t - j] - src[t - j - 1])
+                    wbuf[0, j] = acc_s
+            else:
+                for j in range(jmax):
+                    v = src[t - j]
+                    acc_s += v
+                    acc_t += j * v
+                    wbuf[0, j] = acc_s
+                    wbuf[1, j] = acc_t
             for i in range(9):
                 length = lens[i]
-                if fam == EMA:
-                    m = ema_step(st, Y1, ACC1, i, s, length, tau)
-                elif fam == HMA:
-                    # The script's "HMA" family is ta.sma (spec 3).
-                    m = st[WS, i] / length
+                if length > jmax:
+                    ma[i, t] = math.nan
+                    continue
+                ws = wbuf[0, length - 1]
+                if fam == HMA:
+                    ma[i, t] = ws / length  # the script's "HMA" is ta.sma (spec 3)
                 elif fam == WMA:
-                    m = (length * st[WS, i] - st[WT, i]) / (length * (length + 1) * 0.5)
-                elif fam == DEMA:
-                    e1 = ema_step(st, Y1, ACC1, i, s, length, tau)
-                    if tau >= length - 1:
-                        e2 = ema_step(st, Y2, ACC2, i, e1, length, tau - (length - 1))
-                    else:
-                        e2 = math.nan
-                    m = 2.0 * e1 - e2
+                    ma[i, t] = (length * ws - wbuf[1, length - 1]) / (length * (length + 1) * 0.5)
                 elif fam == LSMA:
                     if length == 1:
-                        m = math.nan
+                        ma[i, t] = math.nan
                     else:
-                        # Σ ω_i y_i with ω_i = 2(3i − ℓ + 2)/(ℓ(ℓ+1)) rewritten on
-                        # the backward sums Σ s and Σ j·s.
-                        m = ((4.0 * length - 2.0) * st[WS, i] - 6.0 * st[WT, i]) \
+                        # Σ ω_i y_i, ω_i = 2(3i − ℓ + 2)/(ℓ(ℓ+1)), on the backward sums.
+                        ma[i, t] = ((4.0 * length - 2.0) * ws - 6.0 * wbuf[1, length - 1]) \
                             / (length * (length + 1.0))
-                else:  # KAMA
-                    noise = st[WS, i]
-                    if tau >= length:
-                        sig = abs(s - src[t - length])
-                    else:
-                        sig = math.nan
-                    if noise == noise and noise != 0.0:
-                        ratio = sig / noise
-                    else:
-                        ratio = 0.0
-                    sm = ratio * (KAMA_FAST - KAMA_SLOW) + KAMA_SLOW
-                    sm = sm * sm
-                    prev = st[Y1, i]
-                    if prev != prev:
-                        prev = 0.0  # Pine's nz(): KAMA starts from zero
-                    m = prev + sm * (s - prev)
-                    st[Y1, i] = m
+                else:
+                    ma[i, t] = ws  # KAMA noise; kama_row turns it into the KAMA
 
-                # Crossover state machine with the tie rule of spec 4.
-                q_prev = st[Q, i]
-                valid = c == c and m == m
+    @jit
+    def kama_row(src, start, n, length, row):
+        # `row` holds the noise on entry and the KAMA on exit.
+        k_prev = 0.0  # Pine's nz(kama[1]): KAMA starts from zero
+        for t in range(start, n):
+            noise = row[t]
+            if t - start >= length:
+                sig = abs(src[t] - src[t - length])
+            else:
+                sig = math.nan
+            if noise == noise and noise != 0.0:
+                ratio = sig / noise
+            else:
+                ratio = 0.0
+            sm = ratio * (KAMA_FAST - KAMA_SLOW) + KAMA_SLOW
+            sm = sm * sm
+            k = k_prev + sm * (src[t] - k_prev)
+            row[t] = k
+            k_prev = k if k == k else 0.0
+
+    @jit
+    def family_core(src, cls, growth, start, fam, lens, w, cutout, d, tie,
+                    xout, sout, ma, work, wbuf, want, msig, meq):
+        n = cls.shape[0]
+        # Bars before the listing are NaN; outputs arrive uninitialised.
+        for t in range(min(start, n)):
+            xout[t] = math.nan
+            sout[t] = math.nan
+            if want:
+                for i in range(9):
+                    ma[i, t] = math.nan
+                    msig[i, t] = math.nan
+                    meq[i, t] = math.nan
+        # Phase A: the nine member MAs on every bar, into ma (9, n).
+        if fam == EMA:
+            for i in range(9):
+                ema_row(src, start, n, lens[i], ma[i])
+        elif fam == DEMA:
+            for i in range(9):
+                dema_row(src, start, n, lens[i], ma[i])
+        else:
+            window_rows(src, start, n, fam, lens, ma, wbuf)
+            if fam == KAMA:
+                for i in range(9):
+                    kama_row(src, start, n, lens[i], ma[i])
+
+        for t in range(start, n):
+            tau = t - start
+            if tau >= 1:
+                work[R_ROW, t] = (cls[t] - cls[t - 1]) / cls[t - 1] * growth[tau]
+            else:
+                work[R_ROW, t] = math.nan
+            work[NUM_ROW, t] = 0.0
+            work[DEN_ROW, t] = 0.0
+
+        # Phase B: per member, the crossover signal (tie rule of spec 4) and
+        # the Layer-1 equity, state in registers; N and D summed in member order.
+        for i in range(9):
+            q = 0.0
+            gt_prev = False
+            lt_prev = False
+            ok_prev = False
+            a = 0.0
+            e = math.nan
+            for t in range(start, n):
+                tau = t - start
+                c = cls[t]
+                m = ma[i, t]
+                q_prev = q
+                ok = c == c and m == m
                 rel = c - m
+                tol = tie * abs(c)
                 gt = rel > tol
                 lt = rel < -tol
-                if valid and st[VP, i] > 0.0:
-                    if gt and st[GTP, i] == 0.0:
-                        st[Q, i] = 1.0
-                    elif lt and st[LTP, i] == 0.0:
-                        st[Q, i] = -1.0
-                st[GTP, i] = 1.0 if gt else 0.0
-                st[LTP, i] = 1.0 if lt else 0.0
-                st[VP, i] = 1.0 if valid else 0.0
-                q = st[Q, i]
-
-                e = equity_step(st, i, tau, cutout, q_prev, r, 1.0, d)
-                num += q * e
-                den += e
+                if ok and ok_prev:
+                    if gt and not gt_prev:
+                        q = 1.0
+                    elif lt and not lt_prev:
+                        q = -1.0
+                gt_prev = gt
+                lt_prev = lt
+                ok_prev = ok
+                if tau < cutout:
+                    e = math.nan
+                else:
+                    # eq(1, q, R): the stale return `a` is kept when q_{t-1} == 0.
+                    r = work[R_ROW, t]
+                    if q_prev > 0:
+                        a = r
+                    elif q_prev < 0:
+                        a = -r
+                    if tau == cutout or e != e:
+                        e = 1.0
+                    else:
+                        e = e * d * (1.0 + a)
+                        if e < FLOOR:
+                            e = FLOOR
+                    work[NUM_ROW, t] += q * e
+                    work[DEN_ROW, t] += e
                 if want:
-                    mma[i, t] = m
                     msig[i, t] = q
                     meq[i, t] = e
 
-            if tau >= cutout:
-                x = round2(num / den)
+        # Phase C: family signal X_k and its Layer-2 equity S_k.
+        x_prev = math.nan
+        a = 0.0
+        e = math.nan
+        w0 = w if w > FLOOR else FLOOR
+        for t in range(start, n):
+            tau = t - start
+            if tau < cutout:
+                xout[t] = math.nan
+                sout[t] = math.nan
+                continue
+            x = round2(work[NUM_ROW, t] / work[DEN_ROW, t])
+            r = work[R_ROW, t]
+            if x_prev > 0:
+                a = r
+            elif x_prev < 0:
+                a = -r
+            if tau == cutout or e != e:
+                e = w0
             else:
-                x = math.nan
+                e = e * d * (1.0 + a)
+                if e < FLOOR:
+                    e = FLOOR
             xout[t] = x
-            sout[t] = equity_step(st, L2, tau, cutout, xprev, r, w, d)
-            xprev = x
+            sout[t] = e
+            x_prev = x
 
     @jit
     def final_core(xs, ss, start, cutout, th_long, th_short, dsrc, shift,
                    avg, dirn, longs, shorts):
         n = avg.shape[0]
+        for t in range(min(start, n)):
+            avg[t] = math.nan
+            dirn[t] = math.nan
+            longs[t] = False
+            shorts[t] = False
         direction = math.nan
         u_prev = math.nan
         v_prev = math.nan
@@ -275,29 +339,28 @@ family_core, final_core = build_cores(numba.njit(cache=True))
 
 
 @numba.njit(parallel=True, cache=True)
-def run_cpu(src, cls, growth, starts, lens, order, weights, cutout, d, tie,
+def run_cpu(src, cls, growth, starts, lens, weights, cutout, d, tie,
             th_long, th_short, dsrc, shift, xs, ss, avg, dirn, longs, shorts,
             want, mma, msig, meq):
     """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
-    All outputs must be pre-filled with NaN (False for the events): bars
-    before a symbol's first valid close are never written.
+    Every output element is written (NaN / False before a symbol's listing),
+    so outputs may be allocated uninitialised.
     """
-    n_sym = cls.shape[0]
+    n_sym, n_bars = cls.shape
+    maxlen = lens.max()
     for s in numba.prange(n_sym):
-        st = np.empty((N_STATE, N_COLS))
+        work = np.empty((N_WORK, n_bars))
+        wbuf = np.empty((2, maxlen))
+        ma = np.empty((9, n_bars))
         for f in range(6):
             lo = 9 * f
             if want:
-                mm = mma[s, lo:lo + 9]
-                mg = msig[s, lo:lo + 9]
-                me = meq[s, lo:lo + 9]
+                family_core(src[s], cls[s], growth, starts[s], f, lens[f], weights[f], cutout,
+                            d, tie, xs[s, f], ss[s, f], mma[s, lo:lo + 9], work, wbuf, want,
+                            msig[s, lo:lo + 9], meq[s, lo:lo + 9])
             else:
-                mm = mma[0]
-                mg = msig[0]
-                me = meq[0]
-            family_core(src[s], cls[s], growth, starts[s], f, lens[f], order[f],
-                        weights[f], cutout, d, tie, xs[s, f], ss[s, f], want,
-                        mm, mg, me, st)
+                family_core(src[s], cls[s], growth, starts[s], f, lens[f], weights[f], cutout,
+                            d, tie, xs[s, f], ss[s, f], ma, work, wbuf, want, ma, ma)
         final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
                    avg[s], dirn[s], longs[s], shorts[s])

@@ -204,7 +204,6 @@ def kernel_params(cfg: ATCConfig, n_bars: int) -> dict:
     return dict(
         growth=growth,
         lens=lens,
-        order=np.argsort(lens, axis=1, kind="stable").astype(np.int64),
         weights=np.asarray(cfg.weights, dtype=np.float64),
         cutout=cfg.cutout,
         d=cfg.decay,
@@ -227,18 +226,18 @@ def first_full_bars(cfg: ATCConfig, starts: np.ndarray, n_bars: int) -> np.ndarr
 
 
 def allocate_outputs(xp, n_sym, n_bars, members):
-    """NaN-filled output arrays (False for events) for a block of symbols."""
+    """Uninitialised output arrays for a block of symbols (the cores write every element)."""
     out = dict(
-        average_signal=xp.full((n_sym, n_bars), np.nan),
-        family_signals=xp.full((n_sym, 6, n_bars), np.nan),
-        family_equities=xp.full((n_sym, 6, n_bars), np.nan),
-        direction=xp.full((n_sym, n_bars), np.nan),
-        long_events=xp.zeros((n_sym, n_bars), dtype=bool),
-        short_events=xp.zeros((n_sym, n_bars), dtype=bool),
+        average_signal=xp.empty((n_sym, n_bars)),
+        family_signals=xp.empty((n_sym, 6, n_bars)),
+        family_equities=xp.empty((n_sym, 6, n_bars)),
+        direction=xp.empty((n_sym, n_bars)),
+        long_events=xp.empty((n_sym, n_bars), dtype=bool),
+        short_events=xp.empty((n_sym, n_bars), dtype=bool),
     )
     if members:
         for key in ("member_ma", "member_signal", "member_equity"):
-            out[key] = xp.full((n_sym, N_SIGNALS, n_bars), np.nan)
+            out[key] = xp.empty((n_sym, N_SIGNALS, n_bars))
     return out
 
 
@@ -253,7 +252,7 @@ def run_cpu_block(cls, src, starts, params, members):
     else:
         mm = mg = me = np.empty((1, N_SIGNALS, 0))
     p = params
-    run_cpu(src, cls, p["growth"], starts, p["lens"], p["order"], p["weights"], p["cutout"],
+    run_cpu(src, cls, p["growth"], starts, p["lens"], p["weights"], p["cutout"],
             p["d"], p["tie"], p["th_long"], p["th_short"], p["dsrc"], p["shift"],
             out["family_signals"], out["family_equities"], out["average_signal"],
             out["direction"], out["long_events"], out["short_events"], members, mm, mg, me)

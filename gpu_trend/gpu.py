@@ -18,40 +18,37 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from numba import cuda  # no driver call at import; the simulator patches `cuda`
 
-from cpu_fallback.kernels import N_COLS, N_STATE, build_cores
+from cpu_fallback.kernels import N_WORK, build_cores
 
 THREADS = 128
 
 
 @functools.lru_cache(maxsize=None)
 def _kernels():
-    from numba import cuda, float64
-
     family_core, final_core = build_cores(cuda.jit(device=True))
 
     @cuda.jit
-    def family_kernel(srcT, clsT, growth, starts, lens, order, weights, cutout, d, tie,
-                      xsT, ssT, want, mmaT, msigT, meqT):
+    def family_kernel(srcT, clsT, growth, starts, lens, weights, cutout, d, tie,
+                      xsT, ssT, want, maT, msigT, meqT, workT, wbufT):
         n_sym = clsT.shape[1]
         i = cuda.grid(1)
         if i >= 6 * n_sym:
             return
         f = i // n_sym
         s = i - f * n_sym
-        st = cuda.local.array((N_STATE, N_COLS), float64)
         lo = 9 * f
+        ma = maT[lo:lo + 9, :, s]
         if want:
-            mm = mmaT[lo:lo + 9, :, s]
             mg = msigT[lo:lo + 9, :, s]
             me = meqT[lo:lo + 9, :, s]
         else:
-            mm = mmaT[0:9, :, 0]
-            mg = msigT[0:9, :, 0]
-            me = meqT[0:9, :, 0]
-        family_core(srcT[:, s], clsT[:, s], growth, starts[s], f, lens[f], order[f],
-                    weights[f], cutout, d, tie, xsT[f, :, s], ssT[f, :, s], want,
-                    mm, mg, me, st)
+            mg = ma
+            me = ma
+        family_core(srcT[:, s], clsT[:, s], growth, starts[s], f, lens[f], weights[f], cutout,
+                    d, tie, xsT[f, :, s], ssT[f, :, s], ma, workT[3 * f:3 * f + 3, :, s],
+                    wbufT[2 * f:2 * f + 2, :, s], want, mg, me)
 
     @cuda.jit
     def final_kernel(xsT, ssT, starts, cutout, th_long, th_short, dsrc, shift,
@@ -84,19 +81,24 @@ def run_gpu_block(cls, src, starts, params, members):
     p = params
     clsT = xp.ascontiguousarray(cls.T)
     srcT = clsT if src is cls else xp.ascontiguousarray(src.T)
-    dev = {k: xp.asarray(p[k]) for k in ("growth", "lens", "order", "weights")}
+    dev = {k: xp.asarray(p[k]) for k in ("growth", "lens", "weights")}
     starts_d = xp.asarray(starts)
     xsT = xp.full((6, n_bars, n_sym), np.nan)
     ssT = xp.full((6, n_bars, n_sym), np.nan)
+    # Member MAs double as phase-A scratch; signals/equities only when asked for.
+    maT = xp.full((54, n_bars, n_sym), np.nan)
     if members:
-        memT = [xp.full((54, n_bars, n_sym), np.nan) for _ in range(3)]
+        msigT = xp.full((54, n_bars, n_sym), np.nan)
+        meqT = xp.full((54, n_bars, n_sym), np.nan)
     else:
-        memT = [xp.empty((9, 1, 1)) for _ in range(3)]
+        msigT = meqT = xp.empty((54, 1, 1))
+    workT = xp.empty((6 * N_WORK, n_bars, n_sym))
+    wbufT = xp.empty((12, int(p["lens"].max()), n_sym))
     if n_sym and n_bars:
         blocks = (6 * n_sym + THREADS - 1) // THREADS
         family_kernel[blocks, THREADS](srcT, clsT, dev["growth"], starts_d, dev["lens"],
-                                       dev["order"], dev["weights"], p["cutout"], p["d"],
-                                       p["tie"], xsT, ssT, members, *memT)
+                                       dev["weights"], p["cutout"], p["d"], p["tie"], xsT, ssT,
+                                       members, maT, msigT, meqT, workT, wbufT)
     avgT = xp.full((n_bars, n_sym), np.nan)
     dirT = xp.full((n_bars, n_sym), np.nan)
     longT = xp.zeros((n_bars, n_sym), dtype=bool)
@@ -115,6 +117,6 @@ def run_gpu_block(cls, src, starts, params, members):
         short_events=xp.ascontiguousarray(shortT.T),
     )
     if members:
-        for key, arr in zip(("member_ma", "member_signal", "member_equity"), memT):
+        for key, arr in zip(("member_ma", "member_signal", "member_equity"), (maT, msigT, meqT)):
             out[key] = xp.ascontiguousarray(arr.transpose(2, 0, 1))
     return out
