@@ -47,13 +47,16 @@ def build_cores(jit):
 
     @jit
     def round2(x):
-        # Ties away from zero on y = fl(100 x). trunc() and y - trunc(y) are
-        # exact in floating point, unlike floor(y + 0.5).
+        # Ties away from zero on y = fl(100 x), via an exact truncation;
+        # floor(y + 0.5) would misround y = 0.49999999999999994. NaN first:
+        # floor/ceil go through an integer.
         y = 100.0 * x
-        r = math.trunc(y)
+        if y != y:
+            return y
+        r = float(math.floor(y)) if y >= 0 else float(math.ceil(y))
         if abs(y - r) >= 0.5:
             r += 1.0 if y > 0 else -1.0
-        return r / 100.0
+        return r / 100.0 + 0.0  # + 0.0 turns -0.0 into 0.0
 
     @jit
     def cut(x):
