@@ -98,22 +98,23 @@ class ATCResult:
             ``direction``, the six family signals (named by family),
             ``bars_since_long`` and ``bars_since_short`` (NaN if never).
         """
-        last = slice(-1, None)
-        avg = _host(self.average_signal[:, -1]) if self.n_bars else np.full(self.n_symbols, np.nan)
-        data = {
-            "time": [self.index[-1]] * self.n_symbols if self.n_bars else [None] * self.n_symbols,
-            "average_signal": avg,
-            "direction": _host(self.direction[:, last])[:, -1] if self.n_bars else avg,
-        }
-        fam = _host(self.family_signals[:, :, -1]) if self.n_bars \
-            else np.full((self.n_symbols, 6), np.nan)
+        n_sym = self.n_symbols
+        if self.n_bars:
+            time = [self.index[-1]] * n_sym
+            avg = _host(self.average_signal[:, -1])
+            direction = _host(self.direction[:, -1])
+            fam = _host(self.family_signals[:, :, -1])
+            since_long = _bars_since(_host(self.long_events))
+            since_short = _bars_since(_host(self.short_events))
+        else:
+            time = [None] * n_sym
+            avg = direction = since_long = since_short = np.full(n_sym, np.nan)
+            fam = np.full((n_sym, 6), np.nan)
+        data = {"time": time, "average_signal": avg, "direction": direction}
         for k, name in enumerate(FAMILIES):
             data[name] = fam[:, k]
-        if self.n_bars:
-            data["bars_since_long"] = _bars_since(_host(self.long_events))
-            data["bars_since_short"] = _bars_since(_host(self.short_events))
-        else:
-            data["bars_since_long"] = data["bars_since_short"] = avg
+        data["bars_since_long"] = since_long
+        data["bars_since_short"] = since_short
         return pd.DataFrame(data, index=pd.Index(self.symbols, name="symbol"))
 
     def to_pandas(self) -> pd.DataFrame:
