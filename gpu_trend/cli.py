@@ -1,0 +1,454 @@
+"""The ``gpu-trend`` command line (also ``python -m gpu_trend``).
+
+Commands::
+
+    gpu-trend scan PATH [--format auto|long|wide] [--backend auto|cpu|gpu] [--min-signal X]
+                        [--top N] [--out results.csv|.parquet|.json] ...
+    gpu-trend plot PATH SYMBOL [--out chart.png] [--last N]
+    gpu-trend demo [--symbols 500] [--bars 1500] [--seed 0] [--top 10]
+    gpu-trend bench [ARGS...]
+    gpu-trend --version
+
+Errors print one line on stderr (``gpu-trend: error: …``) and exit with status 1 (2 for a
+usage error); set ``GPU_TREND_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ._version import __version__
+
+PROG = "gpu-trend"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, like every other error here."""
+
+    def error(self, message: str) -> None:  # noqa: D401 (argparse API)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _CLIError(Exception):
+    """An error whose message is already what the user should read."""
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("indicator parameters (TradingView dialog units)")
+    g.add_argument("--la", type=float, help="Lambda (default 0.02)")
+    g.add_argument("--de", type=float, help="Decay %% (default 0.03)")
+    g.add_argument("--cutout", type=int, help="first bar with equities (default 0)")
+    g.add_argument("--robustness", choices=("Narrow", "Medium", "Wide"),
+                   help="member lengths around each base length (default Medium)")
+    g.add_argument("--length", type=int, metavar="N",
+                   help="base length of all six families (default 28)")
+    g.add_argument("--lengths", metavar="E,H,W,D,L,K",
+                   help="six base lengths, EMA,HMA,WMA,DEMA,LSMA,KAMA")
+    g.add_argument("--long-threshold", type=float, help="default 0.1")
+    g.add_argument("--short-threshold", type=float, help="default -0.1")
+    g.add_argument("--nan-policy", choices=("raise", "ffill", "pine"),
+                   help="NaN close inside a history: skip the symbol (raise, default), "
+                        "carry the last close (ffill), or the script's semantics (pine)")
+
+
+def _add_read_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input")
+    g.add_argument("--format", choices=("auto", "long", "wide"), default="auto",
+                   help="long: one row per (symbol, time); wide: time × symbols closes "
+                        "(default: auto-detect)")
+    g.add_argument("--columns", metavar="FIELD=NAME,...",
+                   help="column names, e.g. symbol=ticker,time=date,close=adj_close")
+    g.add_argument("--volume", metavar="PATH", help="wide volume table (wide format only)")
+    g.add_argument("--time-unit", choices=("s", "ms", "us", "ns"),
+                   help="read a numeric time column as epoch timestamps in this unit")
+    g.add_argument("--sort", action="store_true",
+                   help="sort rows by time instead of rejecting out-of-order rows")
+
+
+def _memory_limit(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text.strip()
+
+
+def _config(args: argparse.Namespace):
+    from .config import ATCConfig
+
+    kw: dict[str, Any] = {}
+    for name in ("la", "de", "cutout", "robustness", "long_threshold", "short_threshold",
+                 "nan_policy"):
+        value = getattr(args, name, None)
+        if value is not None:
+            kw[name] = value
+    if getattr(args, "length", None) is not None and getattr(args, "lengths", None):
+        raise _CLIError("give --length or --lengths, not both")
+    if getattr(args, "length", None) is not None:
+        kw["lengths"] = (args.length,) * 6
+    if getattr(args, "lengths", None):
+        try:
+            kw["lengths"] = tuple(int(v) for v in args.lengths.split(","))
+        except ValueError:
+            raise _CLIError(f"--lengths must be six integers separated by commas, "
+                            f"got {args.lengths!r}") from None
+    return ATCConfig(**kw)
+
+
+def _read_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"format": args.format, "sort": args.sort}
+    if args.columns:
+        mapping = {}
+        for item in args.columns.split(","):
+            if "=" not in item:
+                raise _CLIError(f"--columns takes FIELD=NAME pairs, got {item!r}")
+            key, value = item.split("=", 1)
+            mapping[key.strip()] = value.strip()
+        opts["columns"] = mapping
+    if args.volume:
+        opts["volume"] = args.volume
+    if args.time_unit:
+        opts["time_unit"] = args.time_unit
+    return opts
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if getattr(args, "no_progress", False) else None
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .io import read_universe
+    from .scanner import scan
+
+    t0 = time.perf_counter()
+    path = Path(args.path)
+    if not path.exists():
+        raise _CLIError(f"no such file or directory: {path}")
+    for out in (args.out, args.skipped_out):
+        if out is not None:
+            _check_out_suffix(out, (".csv", ".parquet", ".pq", ".json"))
+    cfg = _config(args)
+    warm = _start_warm_up(cfg, args.backend)
+    uni = read_universe(path, fields=("close", "volume"), **_read_options(args))
+    warm.join()
+    t_read = time.perf_counter()
+    res = scan(uni, cfg, backend=args.backend, min_bars=args.min_bars,
+               min_price=args.min_price, min_dollar_volume=args.min_dollar_volume,
+               min_signal=args.min_signal, top=args.top, memory_limit=args.memory_limit,
+               progress=_progress(args))
+    t_scan = time.perf_counter()
+    if args.out is not None:
+        res.to_file(args.out, which="all" if args.all else "table")
+    if args.skipped_out is not None:
+        res.to_file(args.skipped_out, which="skipped")
+    t_end = time.perf_counter()
+    if not args.quiet:
+        print(res.summary(n=args.show))
+        if args.out is not None:
+            rows = len(res.all) if args.all else len(res.table)
+            print(f"\nwrote {rows} rows to {args.out}")
+        if args.skipped_out is not None:
+            print(f"wrote {len(res.skipped)} skipped symbols to {args.skipped_out}")
+        print(f"wall time {t_end - t0:.2f} s (read + kernel load {t_read - t0:.2f}, "
+              f"scan {t_scan - t_read:.2f}, write {t_end - t_scan:.2f})")
+    return 0
+
+
+def _start_warm_up(cfg: Any, backend: str):
+    """Load the compiled kernels on a thread while the main thread reads the data.
+
+    The first ATC call of a process loads Numba's cache (about half a second); the file read
+    spends most of its time in pyarrow with the GIL released, so the two overlap.  Any
+    failure here is ignored: the real call reports it properly.
+    """
+    import threading
+
+    def warm() -> None:
+        try:
+            import warnings
+
+            import numpy as np
+
+            from .engine import compute_atc
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compute_atc(np.linspace(1.0, 2.0, 8)[None, :], cfg, backend=backend)
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=warm, name="gpu-trend-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_universe
+    from .io import write_universe
+    from .scanner import scan
+
+    if args.out is not None:
+        _check_out_suffix(args.out, (".csv", ".parquet", ".pq", ".json"))
+    t0 = time.perf_counter()
+    uni = demo_universe(args.symbols, args.bars, args.seed)
+    t_gen = time.perf_counter()
+    print(f"demo universe: {uni.n_symbols} symbols × {uni.n_bars} hourly bars "
+          f"(seed {args.seed}), generated in {t_gen - t0:.2f} s")
+    if args.save_data is not None:
+        write_universe(uni, args.save_data, format="long")
+        print(f"saved the demo data to {args.save_data}")
+    res = scan(uni, _config(args), backend=args.backend, top=args.top,
+               progress=_progress(args))
+    print(res.summary(n=args.top))
+    if args.out is not None:
+        res.to_file(args.out)
+        print(f"\nwrote {len(res.table)} rows to {args.out}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plotting import plot
+
+    path = Path(args.path)
+    if not path.exists():
+        raise _CLIError(f"no such file or directory: {path}")
+    out = args.out or f"atc_{re.sub(r'[^A-Za-z0-9._-]+', '_', args.symbol)}.png"
+    _check_out_suffix(out, (".png", ".svg", ".pdf", ".jpg", ".jpeg"))
+    from .io import read_universe
+
+    uni = read_universe(path, **_read_options(args))
+    plot(uni, args.symbol, config=_config(args), out=out, last=args.last,
+         backend=args.backend)
+    print(f"wrote {out}")
+    return 0
+
+
+def _find_bench() -> Path | None:
+    here = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_atc.py"
+    cwd = Path.cwd() / "benchmarks" / "bench_atc.py"
+    for p in (here, cwd):
+        if p.is_file():
+            return p
+    return None
+
+
+def _run_bench_script(script: Path, argv: list[str]) -> int:
+    """Run ``main`` of benchmarks/bench_atc.py with `argv` (its own options)."""
+    import importlib.util
+    import inspect
+
+    spec = importlib.util.spec_from_file_location("gpu_trend_bench_atc", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "main", None)):
+        raise _CLIError(f"{script} has no main()")
+    if inspect.signature(module.main).parameters:
+        rc = module.main(argv)
+    else:
+        saved = sys.argv
+        sys.argv = [str(script), *argv]
+        try:
+            rc = module.main()
+        finally:
+            sys.argv = saved
+    return int(rc or 0)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    # Reached only for the built-in timing: main() hands the script its arguments untouched.
+    return _builtin_bench(args)
+
+
+def _builtin_bench(args: argparse.Namespace) -> int:
+    """A small timing: generate, write Parquet, then read + scan + write, like a user would."""
+    import tempfile
+
+    from .demo import demo_universe
+    from .io import read_universe, write_universe
+    from .scanner import scan
+
+    extra = list(args.bench_args)
+    if extra:
+        raise _CLIError(f"the built-in benchmark takes --symbols/--bars, not {' '.join(extra)}")
+    uni = demo_universe(args.symbols, args.bars, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "universe.parquet"
+        write_universe(uni, src, format="long")
+        # A first scan compiles (or loads from cache) the kernels; it is not what users wait for
+        # on every run, so it is timed separately.
+        t0 = time.perf_counter()
+        scan(uni.select(uni.symbols[:2]), progress=False, backend=args.backend)
+        warm = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        data = read_universe(src)
+        t1 = time.perf_counter()
+        res = scan(data, backend=args.backend, progress=False)
+        t2 = time.perf_counter()
+        res.to_file(Path(tmp) / "out.parquet")
+        t3 = time.perf_counter()
+    print(f"built-in benchmark: {uni.n_symbols} symbols × {uni.n_bars} bars on {res.backend}")
+    print(f"  warm-up (compile/cache load) {warm:.2f} s")
+    print(f"  read Parquet {t1 - t0:.2f} s, scan {t2 - t1:.2f} s, write {t3 - t2:.2f} s, "
+          f"total {t3 - t0:.2f} s")
+    print(f"  {(t3 - t0) / max(uni.n_symbols, 1) * 1e3:.3f} ms per symbol")
+    return 0
+
+
+def _check_out_suffix(path: str, allowed: tuple[str, ...]) -> None:
+    suffix = Path(path).suffix.lower()
+    if suffix not in allowed:
+        raise _CLIError(f"cannot write {path!r}: the output must end in {', '.join(allowed)}")
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise _CLIError(f"cannot write {path!r}: directory {parent} does not exist")
+
+
+# --------------------------------------------------------------------------------------------
+# parser and entry point
+# --------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gpu-trend``."""
+    parser = _Parser(
+        prog=PROG,
+        description="Adaptive Trend Classification (ATC) for a whole market universe.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    backend = dict(choices=("auto", "cpu", "gpu"), default="auto",
+                   help="where to compute (default: GPU if usable, else CPU)")
+
+    p = sub.add_parser("scan", help="scan a universe and rank the signals",
+                       description="Compute ATC for every symbol in PATH (a .parquet/.csv "
+                                   "file or a directory of per-symbol files), rank them and "
+                                   "print the strongest longs and shorts.")
+    p.add_argument("path", metavar="PATH")
+    _add_read_options(p)
+    p.add_argument("--backend", **backend)
+    f = p.add_argument_group("filters")
+    f.add_argument("--min-signal", type=float, metavar="X",
+                   help="keep |Average_Signal| >= X (default: the long/short thresholds)")
+    f.add_argument("--top", type=int, metavar="N", help="keep the N strongest longs and shorts")
+    f.add_argument("--min-bars", type=int, metavar="N",
+                   help="skip symbols with fewer bars (default: the 54-MA warm-up, 67)")
+    f.add_argument("--min-price", type=float, metavar="P", help="skip last close below P")
+    f.add_argument("--min-dollar-volume", type=float, metavar="V",
+                   help="skip mean close×volume (last 20 bars) below V")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", metavar="FILE", help="write the table to .csv, .parquet or .json")
+    o.add_argument("--all", action="store_true",
+                   help="with --out: write every scanned symbol, not only the hits")
+    o.add_argument("--skipped-out", metavar="FILE",
+                   help="write the skipped symbols and reasons (.csv/.parquet/.json)")
+    o.add_argument("--show", type=int, default=10, metavar="N",
+                   help="rows of each list to print (default 10)")
+    o.add_argument("--quiet", action="store_true", help="print nothing on success")
+    o.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--memory-limit", type=_memory_limit, metavar="SIZE",
+                   help="bound the compute's working memory: bytes, or e.g. 4GiB, 512MB, 50%%")
+    _add_config_options(p)
+    p.set_defaults(func=_cmd_scan)
+
+    p = sub.add_parser("plot", help="draw one symbol's ATC chart",
+                       description="Draw price, the six family MAs, long/short arrows and "
+                                   "Average_Signal for SYMBOL from the data in PATH.")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("symbol", metavar="SYMBOL")
+    p.add_argument("--out", metavar="FILE", help="image file (default atc_SYMBOL.png)")
+    p.add_argument("--last", type=int, default=300, metavar="N",
+                   help="bars shown (default 300; the indicator uses the whole history)")
+    p.add_argument("--backend", **backend)
+    _add_read_options(p)
+    _add_config_options(p)
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("demo", help="scan the built-in demo universe",
+                       description="Generate the deterministic demo universe (regime-"
+                                   "switching random walks), scan it and print the top long "
+                                   "and short lists with the timing. No data or network "
+                                   "needed.")
+    p.add_argument("--symbols", type=int, default=500, help="default 500")
+    p.add_argument("--bars", type=int, default=1500, help="default 1500")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.add_argument("--top", type=int, default=10, help="rows of each list (default 10)")
+    p.add_argument("--backend", **backend)
+    p.add_argument("--out", metavar="FILE", help="write the table to .csv, .parquet or .json")
+    p.add_argument("--save-data", metavar="FILE",
+                   help="also write the demo universe (long form, .parquet or .csv)")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _add_config_options(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="run the benchmark",
+                       description="Run benchmarks/bench_atc.py (arguments after 'bench' are "
+                                   "passed to it) or, without it, a small built-in timing.")
+    p.add_argument("--builtin", action="store_true",
+                   help="run the built-in timing even if benchmarks/bench_atc.py exists")
+    p.add_argument("--symbols", type=int, default=1000, help="built-in only (default 1000)")
+    p.add_argument("--bars", type=int, default=1500, help="built-in only (default 1500)")
+    p.add_argument("--backend", **backend)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    if isinstance(exc, (_CLIError, ValueError, FileNotFoundError, KeyError)):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 1 on an error, 2 on a usage error, 130 when interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        script = _find_bench() if argv[:1] == ["bench"] and "--builtin" not in argv else None
+        if script is not None:
+            # The benchmark script owns its options (and its --help).
+            return _run_bench_script(script, argv[1:])
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `gpu-trend scan … | head` closes stdout early: not an error worth a message.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except Exception as exc:  # one line, no traceback, for every failure (see module doc)
+        if os.environ.get("GPU_TREND_DEBUG"):
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,843 @@
+"""Reading a market universe from files or data frames.
+
+Every reader returns a :class:`Universe`: one wide ``time × symbols`` table per field, aligned on
+the union of all timestamps.  A symbol listed later than the others simply has leading NaNs.
+
+Two rules keep the data honest:
+
+* Structural problems — a duplicate ``(symbol, time)`` row, time going backwards inside a symbol,
+  a missing symbol or time — raise :class:`DataError`, whose message names the symbol and the
+  time, because guessing which of two rows is right would silently change the results.
+* A symbol whose prices are unusable (non-positive, infinite, non-numeric, or no close at all) is
+  removed from the tables and listed in :attr:`Universe.rejected` with the reason, so a whole
+  universe is not lost to one bad symbol and no symbol disappears without a trace.
+
+Parquet goes through pyarrow; CSV through pyarrow's CSV reader (much faster than pandas' own on
+millions of rows).  cuDF frames are accepted and read with ``engine="cudf"``; cuDF is imported
+only when used.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DataError",
+    "Universe",
+    "FIELDS",
+    "read_universe",
+    "from_frame",
+    "write_universe",
+]
+
+#: The per-bar fields a long table may carry; only ``close`` is required.
+FIELDS = ("open", "high", "low", "close", "volume")
+
+# Lower-case names recognised when the caller gives no explicit mapping, in priority order.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "symbol": ("symbol", "ticker", "asset", "instrument", "code"),
+    "time": ("time", "timestamp", "datetime", "date", "opentime", "open_time", "ts"),
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c", "price"),
+    "volume": ("volume", "vol", "v"),
+}
+
+_FILE_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".csv.bz2", ".tsv")
+
+
+class DataError(ValueError):
+    """The input data is structurally wrong (duplicates, time order, missing columns).
+
+    Attributes
+    ----------
+    symbol : str or None
+        The symbol the problem was found in, when there is one.
+    time : object or None
+        The timestamp of the offending row, when there is one.
+    """
+
+    def __init__(self, message: str, *, symbol: str | None = None, time: Any = None):
+        super().__init__(message)
+        self.symbol = symbol
+        self.time = time
+
+
+@dataclass
+class Universe:
+    """A market universe: wide ``time × symbols`` tables sharing one time index.
+
+    Parameters
+    ----------
+    close : pandas.DataFrame
+        Close prices, index = time (sorted, unique, named ``"time"``), one column per symbol.
+        Leading NaNs mean the symbol was listed later.
+    volume, open, high, low : pandas.DataFrame or None
+        Optional tables with the same index and columns as `close`.
+    rejected : dict of str to str
+        Symbols removed because their data failed validation, with the reason.
+    source : str or None
+        Where the data came from, for messages.
+    """
+
+    close: pd.DataFrame
+    volume: pd.DataFrame | None = None
+    open: pd.DataFrame | None = None
+    high: pd.DataFrame | None = None
+    low: pd.DataFrame | None = None
+    rejected: dict[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.close, pd.DataFrame):
+            raise TypeError("Universe.close must be a pandas DataFrame (time × symbols)")
+        # Shallow copies: renaming columns must not touch the caller's frames.
+        self.close = self.close.copy(deep=False)
+        self.close.columns = pd.Index([str(c) for c in self.close.columns], name="symbol")
+        for name in ("volume", "open", "high", "low"):
+            frame = getattr(self, name)
+            if frame is None:
+                continue
+            frame = frame.copy(deep=False)
+            frame.columns = pd.Index([str(c) for c in frame.columns], name="symbol")
+            # Other fields follow the close table's shape: a field without a close is useless.
+            setattr(self, name, frame.reindex(index=self.close.index, columns=self.close.columns))
+
+    # -- shape -----------------------------------------------------------------------------
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols, in column order."""
+        return [str(c) for c in self.close.columns]
+
+    @property
+    def index(self) -> pd.Index:
+        """The shared time index."""
+        return self.close.index
+
+    @property
+    def n_symbols(self) -> int:
+        return self.close.shape[1]
+
+    @property
+    def n_bars(self) -> int:
+        return self.close.shape[0]
+
+    def __len__(self) -> int:
+        return self.n_symbols
+
+    def __repr__(self) -> str:
+        idx = self.close.index
+        span = f", {idx[0]} … {idx[-1]}" if len(idx) else ""
+        extra = [n for n in ("open", "high", "low", "volume") if getattr(self, n) is not None]
+        return (
+            f"Universe({self.n_symbols} symbols × {self.n_bars} bars{span}"
+            f"{', ' + '/'.join(extra) if extra else ''}, {len(self.rejected)} rejected)"
+        )
+
+    # -- derived ---------------------------------------------------------------------------
+    def select(self, symbols: Iterable[str]) -> "Universe":
+        """Return a universe restricted to `symbols` (in that order).
+
+        Rows on which none of the kept symbols has a close are dropped, so a subset keeps no
+        all-NaN leading block that belonged to other symbols.  Asking for a rejected symbol
+        keeps it in the subset's :attr:`rejected`, with its reason.
+        """
+        wanted = [str(s) for s in symbols]
+        rejected = {s: self.rejected[s] for s in wanted if s in self.rejected}
+        symbols = [s for s in wanted if s not in rejected]
+        missing = [s for s in symbols if s not in self.close.columns]
+        if missing:
+            raise KeyError(f"unknown symbol(s): {', '.join(missing[:5])}")
+        close = self.close[symbols]
+        keep = close.notna().any(axis=1).to_numpy()
+        if len(keep) and keep.any():
+            first = int(np.argmax(keep))
+            rows = slice(first, None)
+        else:
+            rows = slice(None)
+
+        def sub(frame):
+            return None if frame is None else frame[symbols].iloc[rows]
+
+        return Universe(
+            close=close.iloc[rows],
+            volume=sub(self.volume),
+            open=sub(self.open),
+            high=sub(self.high),
+            low=sub(self.low),
+            rejected=rejected,
+            source=self.source,
+        )
+
+    def to_long(self) -> pd.DataFrame:
+        """Return the universe as a long table (symbol, time, open, high, low, close, volume).
+
+        Bars where a symbol has no close (before its listing) are left out.
+        """
+        frames = {"close": self.close}
+        for name in ("open", "high", "low", "volume"):
+            if getattr(self, name) is not None:
+                frames[name] = getattr(self, name)
+        n_t, n_s = self.close.shape
+        close = self.close.to_numpy(dtype=float)
+        mask = ~np.isnan(close)
+        t_idx, s_idx = np.nonzero(mask)
+        # Symbol-major order: that is how most per-symbol files are laid out.
+        order = np.lexsort((t_idx, s_idx))
+        t_idx, s_idx = t_idx[order], s_idx[order]
+        out = {
+            "symbol": np.asarray(self.symbols, dtype=object)[s_idx],
+            "time": self.close.index.take(t_idx),
+        }
+        for name in ("open", "high", "low", "close", "volume"):
+            if name in frames:
+                out[name] = frames[name].to_numpy(dtype=float)[t_idx, s_idx]
+        return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _resolve_columns(
+    available: Iterable[Any], columns: Mapping[str, str] | None, wanted: Iterable[str]
+) -> dict[str, str]:
+    """Map canonical field names to the actual column names present.
+
+    Explicit entries of `columns` win and must exist; otherwise the first alias found
+    (case-insensitive) is used.
+    """
+    available = list(available)
+    by_lower: dict[str, Any] = {}
+    for c in available:
+        by_lower.setdefault(str(c).strip().lower(), c)
+    columns = dict(columns or {})
+    unknown = set(columns) - set(_ALIASES)
+    if unknown:
+        raise ValueError(
+            f"unknown field name(s) in columns mapping: {', '.join(sorted(unknown))}; "
+            f"known fields are {', '.join(_ALIASES)}"
+        )
+    out: dict[str, str] = {}
+    for name in wanted:
+        if name in columns:
+            actual = columns[name]
+            if actual not in available:
+                raise DataError(
+                    f"column {actual!r} (given for {name!r}) not found; "
+                    f"columns are {_short_list(available)}"
+                )
+            out[name] = actual
+            continue
+        for alias in _ALIASES[name]:
+            if alias in by_lower:
+                out[name] = by_lower[alias]
+                break
+    return out
+
+
+def _short_list(items: Iterable[Any], n: int = 12) -> str:
+    items = [str(i) for i in items]
+    text = ", ".join(items[:n])
+    return f"[{text}{', …' if len(items) > n else ''}]"
+
+
+def _parse_time(values: Any, time_unit: str | None, what: str) -> pd.Index:
+    """Turn a time column into an Index: datetimes where possible, numbers kept as numbers."""
+    idx = pd.Index(values)
+    if time_unit is not None:
+        if not pd.api.types.is_numeric_dtype(idx.dtype):
+            raise DataError(f"time_unit={time_unit!r} needs a numeric time column ({what})")
+        return pd.DatetimeIndex(pd.to_datetime(np.asarray(idx), unit=time_unit))
+    if isinstance(idx, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(idx.dtype):
+        # Numeric time (bar numbers, epochs) is kept as is; pass time_unit to convert epochs.
+        return idx
+    try:
+        with warnings.catch_warnings():
+            # Odd formats fall back to per-element parsing; that is fine, and not worth a warning.
+            warnings.filterwarnings("ignore", message="Could not infer format")
+            return pd.DatetimeIndex(pd.to_datetime(idx))
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"cannot parse the time values of {what} as dates: {exc}") from None
+
+
+def _fmt_time(t: Any) -> str:
+    if isinstance(t, pd.Timestamp):
+        return str(t)
+    return repr(t.item() if hasattr(t, "item") else t)
+
+
+def _to_float(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Coerce to float64; return the values and a mask of entries that were not numbers."""
+    series = pd.Series(values, copy=False)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        bad = np.ones(len(series), dtype=bool)
+        return np.full(len(series), np.nan), bad
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(series), dtype=bool)
+    num = pd.to_numeric(series, errors="coerce")
+    bad = (num.isna() & series.notna()).to_numpy()
+    return num.to_numpy(dtype=float, na_value=np.nan), bad
+
+
+def _validate_close(
+    close: np.ndarray, bad_text: np.ndarray | None, symbols: list[str], times: pd.Index,
+    raw: Any = None,
+) -> dict[str, str]:
+    """Return {symbol: reason} for columns of `close` (time × symbols) that fail validation."""
+    rejected: dict[str, str] = {}
+    if close.size == 0:
+        return {s: "no valid close" for s in symbols}
+    nonpos = close <= 0
+    inf = np.isinf(close)
+    has_value = ~np.isnan(close)
+    checks = []
+    if bad_text is not None and bad_text.any():
+        checks.append(("non-numeric close", bad_text))
+    checks += [("non-positive close", nonpos), ("infinite close", inf)]
+    for what, mask in checks:
+        cols = np.flatnonzero(mask.any(axis=0))
+        if not len(cols):
+            continue
+        rows = np.argmax(mask[:, cols], axis=0)
+        for c, r in zip(cols, rows):
+            sym = symbols[c]
+            if sym in rejected:
+                continue
+            if what == "non-numeric close" and raw is not None:
+                value = repr(raw[r, c])
+            else:
+                value = repr(float(close[r, c]))
+            rejected[sym] = f"{what} {value} at {_fmt_time(times[r])} (bar {r})"
+    for c in np.flatnonzero(~has_value.any(axis=0)):
+        rejected.setdefault(symbols[c], "no valid close")
+    return rejected
+
+
+def _check_order(
+    sym_codes: np.ndarray, time_codes: np.ndarray, symbols: Any, times: pd.Index,
+    n_times: int, *, sort: bool, where: str,
+) -> None:
+    """Raise DataError on duplicate (symbol, time) or time going backwards within a symbol."""
+    n = len(sym_codes)
+    if n == 0:
+        return
+    key = sym_codes.astype(np.int64) * n_times + time_codes
+    # Fast path: files laid out symbol-major or time-major pass both checks in one O(n) test.
+    if n == 1 or (np.diff(key) > 0).all():
+        return
+    n_sym = int(sym_codes.max()) + 1
+    if (np.diff(time_codes.astype(np.int64) * n_sym + sym_codes) > 0).all():
+        return
+    counts = np.bincount(key, minlength=0)
+    if (counts > 1).any():
+        k = int(np.flatnonzero(counts > 1)[0])
+        s, t = divmod(k, n_times)
+        sym, when = str(symbols[s]), times[t]
+        raise DataError(
+            f"duplicate rows for symbol {sym!r} at time {_fmt_time(when)} in {where} "
+            f"({int(counts[k])} rows)",
+            symbol=sym, time=when,
+        )
+    if sort:
+        return
+    # Stable sort by symbol keeps the file order of each symbol's rows; the times inside each
+    # block must then increase.  Timsort finds the existing runs, so sorted files are cheap.
+    order = np.argsort(sym_codes, kind="stable")
+    s_sorted = sym_codes[order]
+    t_sorted = time_codes[order]
+    back = (s_sorted[1:] == s_sorted[:-1]) & (t_sorted[1:] < t_sorted[:-1])
+    if back.any():
+        i = int(np.flatnonzero(back)[0])
+        sym = str(symbols[s_sorted[i]])
+        later, earlier = times[t_sorted[i]], times[t_sorted[i + 1]]
+        raise DataError(
+            f"time is not increasing for symbol {sym!r} in {where}: {_fmt_time(earlier)} "
+            f"(row {int(order[i + 1])}) comes after {_fmt_time(later)}; sort the data by time "
+            f"or pass sort=True",
+            symbol=sym, time=earlier,
+        )
+
+
+def _finish(
+    fields: dict[str, np.ndarray], raw_close: np.ndarray | None, bad_text: np.ndarray | None,
+    symbols: list[str], times: pd.Index, *, validate: bool, source: str | None,
+    rejected: dict[str, str] | None = None,
+) -> Universe:
+    """Build the Universe from (time × symbols) arrays, moving invalid symbols to `rejected`."""
+    rejected = dict(rejected or {})
+    times = pd.Index(times, name="time")
+    if validate:
+        rejected.update(_validate_close(fields["close"], bad_text, symbols, times, raw_close))
+    keep = np.array([s not in rejected for s in symbols], dtype=bool)
+    kept = [s for s, k in zip(symbols, keep) if k]
+    frames = {}
+    for name, arr in fields.items():
+        frames[name] = pd.DataFrame(
+            arr[:, keep] if not keep.all() else arr, index=times,
+            columns=pd.Index(kept, name="symbol"), copy=False,
+        )
+    return Universe(
+        close=frames["close"],
+        volume=frames.get("volume"),
+        open=frames.get("open"),
+        high=frames.get("high"),
+        low=frames.get("low"),
+        rejected=rejected,
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# long and wide tables
+# --------------------------------------------------------------------------------------------
+def _from_long(
+    df: pd.DataFrame, cols: dict[str, str], *, sort: bool, validate: bool,
+    time_unit: str | None, source: str, symbol: str | None = None,
+) -> Universe:
+    if "close" not in cols:
+        raise DataError(
+            f"no close column in {source}; columns are {_short_list(df.columns)}; "
+            f"pass columns={{'close': NAME}}"
+        )
+    if "time" not in cols:
+        raise DataError(
+            f"no time column in {source}; columns are {_short_list(df.columns)}; "
+            f"pass columns={{'time': NAME}}"
+        )
+    if symbol is None:
+        sym = df[cols["symbol"]]
+        if sym.isna().any():
+            row = int(np.flatnonzero(sym.isna().to_numpy())[0])
+            raise DataError(f"missing symbol in {source} at row {row}")
+        if not isinstance(sym.dtype, pd.CategoricalDtype):
+            sym = sym.astype(str)
+        sym_codes, symbols = pd.factorize(sym, sort=False)
+        symbols = [str(s) for s in symbols]
+    else:
+        sym_codes = np.zeros(len(df), dtype=np.int64)
+        symbols = [symbol]
+    times_raw = _parse_time(df[cols["time"]], time_unit, source)
+    if times_raw.isna().any():
+        row = int(np.flatnonzero(np.asarray(times_raw.isna()))[0])
+        raise DataError(
+            f"missing time for symbol {symbols[sym_codes[row]]!r} in {source} at row {row}",
+            symbol=symbols[sym_codes[row]],
+        )
+    time_codes, times = pd.factorize(times_raw, sort=True)
+    times = pd.Index(times)
+    n_t, n_s = len(times), len(symbols)
+    _check_order(sym_codes, time_codes, symbols, times, n_t, sort=sort, where=source)
+
+    fields: dict[str, np.ndarray] = {}
+    raw_close = bad_text = None
+    # Symbol-major storage, handed out as a (time × symbols) view: each symbol's bars are
+    # contiguous, which is both how long files are usually laid out (fast scatter) and the
+    # (symbols × bars) layout the engine computes on (no transposing copy later).
+    flat = sym_codes.astype(np.int64) * n_t + time_codes
+    for name in FIELDS:
+        if name not in cols:
+            continue
+        values, bad = _to_float(df[cols[name]])
+        arr = np.full((n_s, n_t), np.nan)
+        arr.reshape(-1)[flat] = values
+        fields[name] = arr.T
+        if name == "close" and bad.any():
+            bad_text = np.zeros((n_t, n_s), dtype=bool)
+            bad_text[time_codes, sym_codes] = bad
+            raw_close = np.full((n_t, n_s), None, dtype=object)
+            raw_close[time_codes, sym_codes] = df[cols["close"]].to_numpy(dtype=object)
+    return _finish(fields, raw_close, bad_text, symbols, times, validate=validate, source=source)
+
+
+def _wide_time(
+    df: pd.DataFrame, columns: Mapping[str, str] | None, what: str
+) -> tuple[Any, str | None]:
+    """Find the time axis of a wide table: a time column, a meaningful index, or column 0."""
+    cols = _resolve_columns(df.columns, {k: v for k, v in (columns or {}).items() if k == "time"},
+                            ["time"])
+    if "time" in cols:
+        return df[cols["time"]], cols["time"]
+    if not isinstance(df.index, pd.RangeIndex):
+        return df.index, None
+    if len(df.columns):
+        first = df.columns[0]
+        name = str(first)
+        if (name.startswith("Unnamed") or name in ("", "index")
+                or not pd.api.types.is_numeric_dtype(df[first].dtype)):
+            return df[first], first
+    # No time anywhere: the rows are numbered bars, which is all the indicator needs.
+    return df.index, None
+
+
+def _wide_arrays(
+    df: pd.DataFrame, columns: Mapping[str, str] | None, time_unit: str | None, what: str,
+    *, sort: bool,
+) -> tuple[pd.Index, list[str], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    time_values, time_col = _wide_time(df, columns, what)
+    data = df.drop(columns=[time_col]) if time_col is not None else df
+    symbols = [str(c) for c in data.columns]
+    seen: set[str] = set()
+    for s in symbols:
+        if s in seen:
+            raise DataError(f"symbol {s!r} appears twice in the columns of {what}", symbol=s)
+        seen.add(s)
+    times = _parse_time(time_values, time_unit, what)
+    if times.isna().any():
+        row = int(np.flatnonzero(np.asarray(times.isna()))[0])
+        raise DataError(f"missing time in {what} at row {row}")
+    bad_text = raw = None
+    numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+                  for t in data.dtypes)
+    if numeric:
+        arr = data.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        arr = np.empty((len(times), len(symbols)), order="F")
+    for j, c in enumerate([] if numeric else data.columns):
+        values, bad = _to_float(data[c])
+        arr[:, j] = values
+        if bad.any():
+            if bad_text is None:
+                bad_text = np.zeros(arr.shape, dtype=bool)
+                raw = np.full(arr.shape, None, dtype=object)
+            bad_text[:, j] = bad
+            raw[:, j] = data[c].to_numpy(dtype=object)
+    # Wide tables have one row per time: the checks are on the index alone.
+    codes, uniq = pd.factorize(times, sort=True)
+    if len(uniq) != len(times):
+        dup = pd.Index(times).duplicated()
+        t = times[int(np.flatnonzero(dup)[0])]
+        raise DataError(f"duplicate time {_fmt_time(t)} in {what}", time=t)
+    if not sort and len(codes) > 1 and (np.diff(codes) < 0).any():
+        i = int(np.flatnonzero(np.diff(codes) < 0)[0])
+        raise DataError(
+            f"time is not increasing in {what}: {_fmt_time(times[i + 1])} (row {i + 1}) comes "
+            f"after {_fmt_time(times[i])}; sort the data by time or pass sort=True",
+            time=times[i + 1],
+        )
+    if len(codes) > 1 and (np.diff(codes) < 0).any():
+        order = np.argsort(codes, kind="stable")
+        # Keep the symbol-major memory layout the engine computes on.
+        arr = np.asfortranarray(arr[order])
+        if bad_text is not None:
+            bad_text, raw = bad_text[order], raw[order]
+    return pd.Index(uniq), symbols, arr, bad_text, raw
+
+
+def _from_wide(
+    df: pd.DataFrame, volume: Any, *, columns: Mapping[str, str] | None, sort: bool,
+    validate: bool, time_unit: str | None, source: str, engine: str,
+) -> Universe:
+    times, symbols, close, bad_text, raw = _wide_arrays(df, columns, time_unit, source, sort=sort)
+    fields = {"close": close}
+    if volume is not None:
+        vdf, vsource = _load_table(volume, engine=engine)
+        vtimes, vsymbols, vol, _, _ = _wide_arrays(vdf, columns, time_unit, vsource, sort=sort)
+        # Volume follows the close table; volume for symbols without a close is not used.
+        fields["volume"] = (
+            pd.DataFrame(vol, index=vtimes, columns=vsymbols)
+            .reindex(index=times, columns=symbols).to_numpy(dtype=float)
+        )
+    return _finish(fields, raw, bad_text, symbols, times, validate=validate, source=source)
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+def _is_cudf(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] in ("cudf", "dask_cudf")
+
+
+def _file_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".csv.bz2")):
+        return "csv"
+    if name.endswith(".tsv"):
+        return "tsv"
+    raise DataError(f"unsupported file type {path.name!r}: expected .parquet or .csv")
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in _FILE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _read_file(path: Path, engine: str, keep: Any = None) -> pd.DataFrame:
+    """Read one file into pandas.  `keep(column_names)` may name the only columns needed."""
+    kind = _file_kind(path)
+    if engine == "cudf":
+        try:
+            import cudf  # noqa: F401  (optional, GPU only)
+        except ImportError:
+            raise ImportError("engine='cudf' needs cuDF (pip install gpu-trend[cudf])") from None
+        if kind == "parquet":
+            return cudf.read_parquet(str(path)).to_pandas()
+        return cudf.read_csv(str(path), sep="\t" if kind == "tsv" else ",").to_pandas()
+    if engine != "pyarrow":
+        raise ValueError(f"engine must be 'pyarrow' or 'cudf', got {engine!r}")
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        # Text columns (the symbol of a long table) are read dictionary-encoded: millions of
+        # repeated names become small integer codes, several times faster to group.
+        import pyarrow as pa
+
+        schema = pq.read_schema(str(path))
+        wanted = keep(list(schema.names)) if keep is not None else None
+        text = [f.name for f in schema
+                if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+                and (wanted is None or f.name in wanted)]
+        table = pq.read_table(str(path), columns=wanted, read_dictionary=text or None,
+                              use_pandas_metadata=True)
+        return table.to_pandas()
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",")
+    # Empty cells are missing values, also in columns that hold a stray word.
+    convert = pacsv.ConvertOptions(strings_can_be_null=True)
+    try:
+        return pacsv.read_csv(str(path), parse_options=parse,
+                              convert_options=convert).to_pandas()
+    except Exception as exc:  # pyarrow raises its own error types; re-raise as one line
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _load_table(obj: Any, *, engine: str, keep: Any = None) -> tuple[pd.DataFrame, str]:
+    if isinstance(obj, pd.DataFrame):
+        return obj, "the DataFrame"
+    if _is_cudf(obj):
+        return obj.to_pandas(), "the cuDF DataFrame"
+    path = Path(obj)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    return _read_file(path, engine, keep), str(path)
+
+
+def _detect_format(df: pd.DataFrame, columns: Mapping[str, str] | None) -> str:
+    cols = _resolve_columns(df.columns, {k: v for k, v in (columns or {}).items()
+                                         if k == "symbol"}, ["symbol"])
+    return "long" if "symbol" in cols else "wide"
+
+
+def _read_directory(
+    path: Path, *, columns: Mapping[str, str] | None, sort: bool, validate: bool,
+    time_unit: str | None, engine: str, fields: tuple[str, ...] = FIELDS,
+) -> Universe:
+    files = sorted(p for p in path.iterdir()
+                   if p.is_file() and p.name.lower().endswith(_FILE_SUFFIXES))
+    if not files:
+        raise DataError(f"no .parquet or .csv files in directory {path}")
+    by_symbol: dict[str, Path] = {}
+    for f in files:
+        sym = _stem(f)
+        if sym in by_symbol:
+            raise DataError(
+                f"symbol {sym!r} has two files in {path}: {by_symbol[sym].name} and {f.name}",
+                symbol=sym,
+            )
+        by_symbol[sym] = f
+    mapping = {k: v for k, v in (columns or {}).items() if k != "symbol"}
+
+    def keep(names):
+        return list(dict.fromkeys(_resolve_columns(names, mapping, ["time", *fields]).values()))
+
+    parts = []
+    for sym, f in by_symbol.items():
+        df = _read_file(f, engine, keep)
+        cols = _resolve_columns(df.columns, mapping, ["time", *fields])
+        # Each file is checked on its own so that errors name the file the user must fix.
+        part = _from_long(df, cols, sort=sort, validate=False, time_unit=time_unit,
+                          source=str(f), symbol=sym)
+        parts.append(part)
+    times = parts[0].close.index
+    for p in parts[1:]:
+        times = times.union(p.close.index)
+    symbols = list(by_symbol)
+    fields: dict[str, np.ndarray] = {}
+    for name in FIELDS:
+        if not any(getattr(p, name) is not None for p in parts):
+            continue
+        arr = np.full((len(times), len(parts)), np.nan)
+        for j, p in enumerate(parts):
+            frame = getattr(p, name)
+            if frame is not None:
+                pos = times.get_indexer(frame.index)
+                arr[pos, j] = frame.iloc[:, 0].to_numpy(dtype=float)
+        fields[name] = arr
+    return _finish(fields, None, None, symbols, times, validate=validate, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+def read_universe(
+    source: Any,
+    *,
+    format: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    volume: Any = None,
+    sort: bool = False,
+    validate: bool = True,
+    time_unit: str | None = None,
+    engine: str = "pyarrow",
+    fields: Iterable[str] | None = None,
+) -> Universe:
+    """Read a market universe from a file, a directory or a data frame.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, pandas.DataFrame, pandas.Series, cudf.DataFrame or Universe
+        * a ``.parquet`` / ``.csv`` file in long or wide form;
+        * a directory of per-symbol files (``AAPL.parquet``, ``MSFT.csv`` …; the file stem is
+          the symbol, each file a long table without the symbol column);
+        * a data frame in long or wide form (a cuDF frame is copied to the host);
+        * a Series of closes (its name is the symbol);
+        * a Universe, returned unchanged.
+    format : {"auto", "long", "wide"}
+        ``"long"``: one row per (symbol, time) with columns symbol, time, open, high, low, close,
+        volume (only symbol, time and close are required).  ``"wide"``: one row per time, one
+        close column per symbol, time in a ``time`` column, the index, or the first column.
+        ``"auto"`` picks long when a symbol column is present.
+    columns : mapping, optional
+        Actual column names for the canonical fields, e.g. ``{"symbol": "ticker",
+        "time": "date", "close": "adj_close"}``.  Unmapped fields are found by common names,
+        case-insensitively.
+    volume : path or DataFrame, optional
+        Wide form only: a second wide table (same layout) holding volumes.
+    sort : bool, default False
+        Sort rows by time instead of rejecting rows whose time goes backwards.  Duplicate
+        (symbol, time) rows are an error either way.
+    validate : bool, default True
+        Move symbols with non-positive, infinite, non-numeric or entirely missing closes to
+        :attr:`Universe.rejected`.
+    time_unit : {"s", "ms", "us", "ns"}, optional
+        Read a numeric time column as epoch timestamps in this unit.  Without it numeric times
+        are kept as numbers (bar numbers are fine).
+    engine : {"pyarrow", "cudf"}, default "pyarrow"
+        The file reader.  ``"cudf"`` reads on the GPU (cuDF must be installed); the result is
+        the same host-side Universe.
+    fields : iterable of str, optional
+        Which of open, high, low, close, volume to load from a long table (close is always
+        loaded).  Default: all present.  Parquet files are then read for those columns only.
+
+    Returns
+    -------
+    Universe
+
+    Raises
+    ------
+    DataError
+        Duplicate (symbol, time) rows, time going backwards, missing columns, unparseable
+        times.  The message names the symbol and the time.
+    FileNotFoundError
+        `source` is a path that does not exist.
+    """
+    if format not in ("auto", "long", "wide"):
+        raise ValueError(f"format must be 'auto', 'long' or 'wide', got {format!r}")
+    if fields is None:
+        fields = FIELDS
+    else:
+        fields = tuple(fields)
+        unknown = set(fields) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; "
+                             f"fields are {', '.join(FIELDS)}")
+        fields = tuple(f for f in FIELDS if f in fields or f == "close")
+    if isinstance(source, Universe):
+        return source
+    if isinstance(source, pd.Series):
+        name = "close" if source.name is None else str(source.name)
+        source = source.to_frame(name)
+        format = "wide"
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        if volume is not None:
+            raise ValueError("volume= is for wide tables; a directory holds per-symbol files")
+        return _read_directory(Path(source), columns=columns, sort=sort, validate=validate,
+                               time_unit=time_unit, engine=engine, fields=fields)
+
+    def keep(names):
+        # Long tables only: a wide table's columns are all symbols.
+        if format == "wide":
+            return None
+        cols = _resolve_columns(names, columns, ["symbol", "time", *fields])
+        if "symbol" not in cols:
+            return None
+        return list(dict.fromkeys(cols.values()))
+
+    df, what = _load_table(source, engine=engine, keep=keep)
+    return _from_table(df, what, format=format, columns=columns, volume=volume, sort=sort,
+                       validate=validate, time_unit=time_unit, engine=engine, fields=fields)
+
+
+def _from_table(df, what, *, format, columns, volume, sort, validate, time_unit, engine,
+                fields=FIELDS):
+    if format == "auto":
+        format = _detect_format(df, columns)
+    if format == "long":
+        if volume is not None:
+            raise ValueError("volume= is for wide tables; a long table has a volume column")
+        cols = _resolve_columns(df.columns, columns, ["symbol", "time", *fields])
+        if "symbol" not in cols:
+            raise DataError(
+                f"no symbol column in {what}; columns are {_short_list(df.columns)}; "
+                f"pass columns={{'symbol': NAME}}"
+            )
+        if "time" not in cols and not isinstance(df.index, pd.RangeIndex):
+            df = df.reset_index()
+            cols = _resolve_columns(df.columns, columns, ["symbol", "time", *fields])
+        return _from_long(df, cols, sort=sort, validate=validate, time_unit=time_unit,
+                          source=what)
+    return _from_wide(df, volume, columns=columns, sort=sort, validate=validate,
+                      time_unit=time_unit, source=what, engine=engine)
+
+
+def from_frame(frame: Any, **kwargs: Any) -> Universe:
+    """Build a Universe from a pandas or cuDF DataFrame (long or wide).
+
+    Same keyword arguments as :func:`read_universe`.
+    """
+    if not (isinstance(frame, (pd.DataFrame, pd.Series)) or _is_cudf(frame)):
+        raise TypeError(f"expected a pandas or cuDF DataFrame, got {type(frame).__name__}")
+    return read_universe(frame, **kwargs)
+
+
+def write_universe(universe: Universe, path: str | os.PathLike, *, format: str = "long") -> Path:
+    """Write a Universe to ``.parquet`` or ``.csv`` in long or wide form.
+
+    Wide form writes the close table only (time as the first column).  The output reads back
+    with :func:`read_universe`.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    kind = _file_kind(path)
+    if format == "long":
+        df = universe.to_long()
+    elif format == "wide":
+        df = universe.close.reset_index()
+        df.columns = ["time", *universe.symbols]
+    else:
+        raise ValueError(f"format must be 'long' or 'wide', got {format!r}")
+    if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), str(path))
+    else:
+        df.to_csv(path, index=False, sep="\t" if kind == "tsv" else ",")
+    return path

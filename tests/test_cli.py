@@ -1,0 +1,222 @@
+"""The command line, run as users run it: ``python -m gpu_trend …`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpu_trend._version import __version__
+from gpu_trend.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    # The checkout must win over any installed copy; no colours or bars in captured output.
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("GPU_TREND_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "gpu_trend", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
+    assert proc.returncode == code, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr
+    assert len(err.splitlines()) == 1, proc.stderr
+    assert err.startswith("gpu-trend"), err
+    for f in fragments:
+        assert f in err, err
+    return err
+
+
+def trend(up: bool, seed: int, n: int = 240, base: float = 50.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    slope = np.r_[np.full(n // 2, -0.004), np.full(n - n // 2, 0.004)]
+    return base * np.exp(np.cumsum((slope if up else -slope) + rng.normal(0, 0.002, n)))
+
+
+@pytest.fixture(scope="module")
+def long_file(tmp_path_factory) -> Path:
+    """A long-form Parquet file: 4 trending symbols and one that is too short."""
+    times = pd.date_range("2024-01-01", periods=240, freq="h")
+    rows = []
+    for sym, up, seed in (("UPA", True, 1), ("UPB", True, 2), ("DNA", False, 3),
+                          ("DNB", False, 4)):
+        rows.append(pd.DataFrame({"symbol": sym, "time": times, "close": trend(up, seed),
+                                  "volume": 1000.0}))
+    rows.append(pd.DataFrame({"symbol": "TINY", "time": times[-30:],
+                              "close": trend(True, 5)[-30:], "volume": 1000.0}))
+    path = tmp_path_factory.mktemp("cli") / "universe.parquet"
+    pd.concat(rows, ignore_index=True).to_parquet(path)
+    return path
+
+
+def test_version():
+    proc = run("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"gpu-trend {__version__}"
+
+
+def test_scan_prints_and_writes(long_file, tmp_path):
+    out = tmp_path / "hits.csv"
+    proc = run("scan", str(long_file), "--backend", "cpu", "--out", str(out), "--top", "1",
+               "--skipped-out", str(tmp_path / "skipped.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+    assert "5 symbols × 240 bars: 4 scanned, 1 skipped" in proc.stdout
+    assert "Top long" in proc.stdout and "Top short" in proc.stdout
+    assert "Skipped: too short 1" in proc.stdout
+    table = pd.read_csv(out)
+    assert list(table["symbol"]) in (["UPA", "DNA"], ["UPA", "DNB"], ["UPB", "DNA"],
+                                     ["UPB", "DNB"], ["DNA", "UPA"], ["DNB", "UPA"],
+                                     ["DNA", "UPB"], ["DNB", "UPB"])
+    assert {"rank", "time", "close", "average_signal", "direction", "EMA", "KAMA",
+            "bars_since_long", "dollar_volume"} <= set(table.columns)
+    ups = table[table.symbol.str.startswith("UP")]
+    assert (ups["average_signal"] > 0.1).all()
+    skipped = json.loads((tmp_path / "skipped.json").read_text())
+    assert skipped == [{"symbol": "TINY", "category": "too short",
+                        "reason": "too short: 30 bars < min_bars 67"}]
+
+
+def test_scan_json_and_parquet_outputs_in_process(long_file, tmp_path, capsys):
+    # main() is the console-script entry point; calling it directly is faster than a process.
+    assert main(["scan", str(long_file), "--backend", "cpu", "--quiet", "--min-signal", "0",
+                 "--all", "--out", str(tmp_path / "all.json")]) == 0
+    assert capsys.readouterr().out == ""
+    rows = json.loads((tmp_path / "all.json").read_text())
+    assert sorted(r["symbol"] for r in rows) == ["DNA", "DNB", "UPA", "UPB"]
+    assert rows[0]["time"].startswith("2024-01-10T23:00:00")
+    assert main(["scan", str(long_file), "--backend", "cpu", "--quiet",
+                 "--out", str(tmp_path / "t.parquet")]) == 0
+    assert len(pd.read_parquet(tmp_path / "t.parquet")) >= 2
+
+
+def test_scan_wide_csv_with_options(tmp_path, capsys):
+    times = pd.date_range("2024-01-01", periods=200, freq="D")
+    wide = pd.DataFrame({"A": trend(True, 1, 200), "B": trend(False, 2, 200)}, index=times)
+    wide.index.name = "Date"
+    path = tmp_path / "wide.csv"
+    wide.to_csv(path)
+    assert main(["scan", str(path), "--format", "wide", "--backend", "cpu", "--min-signal", "0",
+                 "--robustness", "Wide", "--length", "20", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 symbols × 200 bars: 2 scanned, 0 skipped" in out
+
+
+@pytest.mark.parametrize("args, code, fragments", [
+    (["scan", "does-not-exist.parquet"], 1, ["no such file or directory"]),
+    (["scan"], 2, ["the following arguments are required: PATH"]),
+    (["scan", "{data}", "--out", "hits.txt"], 1, ["must end in .csv"]),
+    (["scan", "{data}", "--min-signal", "abc"], 2, ["invalid float value"]),
+    (["scan", "{data}", "--la", "-1"], 1, ["ATCConfig.la must be >= 0"]),
+    (["scan", "{data}", "--lengths", "1,2"], 1, ["ATCConfig.lengths"]),
+    (["scan", "{data}", "--columns", "close=nope"], 1, ["'nope' (given for 'close') not found"]),
+    (["scan", "{data}", "--columns", "close"], 1, ["FIELD=NAME"]),
+    (["frobnicate"], 2, ["invalid choice"]),
+])
+def test_errors_are_one_line(long_file, tmp_path, capsys, args, code, fragments):
+    args = [a.replace("{data}", str(long_file)) for a in args]
+    with pytest.raises(SystemExit) if code == 2 else _nullcontext() as info:
+        rc = main(args)
+    if code == 2:
+        rc = info.value.code
+    err = capsys.readouterr().err
+    assert rc == code
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("gpu-trend")
+    for f in fragments:
+        assert f in err
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_data_error_in_a_subprocess_is_one_line(tmp_path):
+    times = pd.date_range("2024-01-01", periods=3, freq="D")
+    df = pd.DataFrame({"symbol": ["X", "X", "X", "X"], "time": list(times) + [times[1]],
+                       "close": [1.0, 2.0, 3.0, 4.0]})
+    path = tmp_path / "dup.csv"
+    df.to_csv(path, index=False)
+    proc = run("scan", str(path))
+    assert_one_line_error(proc, 1, "duplicate rows for symbol 'X' at time 2024-01-02")
+
+
+def test_plot_writes_a_png(long_file, tmp_path):
+    out = tmp_path / "upa.png"
+    proc = run("plot", str(long_file), "UPA", "--out", str(out), "--backend", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"wrote {out}"
+    head = out.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    proc = run("plot", str(long_file), "NOPE", "--out", str(out))
+    assert_one_line_error(proc, 1, "'NOPE' is not in the data")
+
+
+def test_plot_default_name(long_file, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["plot", str(long_file), "DNA", "--backend", "cpu"]) == 0
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "atc_DNA.png").stat().st_size > 10_000
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo.json"
+    proc = run("demo", "--symbols", "40", "--bars", "300", "--top", "3", "--backend", "cpu",
+               "--out", str(out), "--save-data", str(tmp_path / "demo.parquet"))
+    assert proc.returncode == 0, proc.stderr
+    assert "demo universe: 40 symbols × 300 hourly bars (seed 0)" in proc.stdout
+    assert "Top long" in proc.stdout and "Top short" in proc.stdout
+    assert "total" in proc.stdout
+    rows = json.loads(out.read_text())
+    assert 1 <= len(rows) <= 6
+    saved = pd.read_parquet(tmp_path / "demo.parquet")
+    assert saved["symbol"].nunique() == 40
+
+
+def test_demo_is_deterministic(capsys):
+    assert main(["demo", "--symbols", "25", "--bars", "200", "--top", "5",
+                 "--backend", "cpu"]) == 0
+    first = capsys.readouterr().out
+    assert main(["demo", "--symbols", "25", "--bars", "200", "--top", "5",
+                 "--backend", "cpu"]) == 0
+    second = capsys.readouterr().out
+
+    def without_timings(text):
+        return re.sub(r"\d+\.\d+ s\b|\((load|read)[^)]*\)", "", text)
+
+    assert "Top long" in first
+    assert without_timings(first) == without_timings(second)
+
+
+def test_builtin_bench(capsys):
+    assert main(["bench", "--builtin", "--symbols", "20", "--bars", "200",
+                 "--backend", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "built-in benchmark: 20 symbols × 200 bars on cpu" in out
+    assert "read Parquet" in out and "ms per symbol" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "scan" in capsys.readouterr().out
