@@ -7,11 +7,12 @@ first call that needs to know.
 from ._version import __version__
 from .backend import BackendUnavailableError, gpu_available, resolve_backend, use_backend
 from .config import FAMILIES, ATCConfig, member_names
-from .engine import ATCInputError, ATCWarning, compute_atc
+from .engine import ATCInputError, ATCWarning, compute_atc, iter_atc
+from .memory import MemoryBudgetError, set_memory_limit
 from .results import ATCResult
 
 __all__ = [
     "__version__", "FAMILIES", "ATCConfig", "ATCResult", "ATCInputError", "ATCWarning",
     "BackendUnavailableError", "compute_atc", "gpu_available", "member_names",
-    "resolve_backend", "use_backend",
+    "resolve_backend", "use_backend", "iter_atc", "set_memory_limit", "MemoryBudgetError",
 ]

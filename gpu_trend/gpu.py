@@ -8,7 +8,10 @@ Two launches per block of symbols:
   time-major (bars × symbols) arrays, so their loads coalesce.
 * ``final_kernel``: one thread per symbol runs :func:`final_core`.
 
-Inputs stay on the device; nothing here runs at import time. Under
+Inputs stay on the device; nothing here runs at import time. Host input is fed
+block by block (:class:`HostFeeder`: pinned memory, a second stream, the next
+block's upload overlapping this block's kernels), and only the requested
+outputs come back, written straight into the caller's arrays. Under
 ``NUMBA_ENABLE_CUDASIM=1`` the same kernels run on NumPy arrays on the CPU,
 which is how CI tests them without a GPU.
 """
@@ -69,11 +72,70 @@ def _array_module(arr):
     return np  # the CUDA simulator runs on NumPy arrays
 
 
-def run_gpu_block(cls, src, starts, params, members):
-    """Run the CUDA kernels on (S, T) arrays; returns (S, ...) outputs like the CPU path.
+def simulated() -> bool:
+    """Whether numba.cuda is Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
 
-    ``cls``/``src`` are CuPy arrays on a device, or NumPy arrays under the
-    CUDA simulator.
+
+def _launch_stream(xp):
+    """The Numba stream to launch on: CuPy's current stream, so kernels and CuPy ops stay ordered.
+
+    None under the simulator (NumPy arrays, no streams).
+    """
+    if xp is np:
+        return None
+    ptr = xp.cuda.get_current_stream().ptr
+    return cuda.external_stream(ptr) if ptr else cuda.legacy_default_stream()
+
+
+def _kernel_arg(xp, arr):
+    # Kernels run on CuPy's current stream, which already orders them after the CuPy ops that
+    # produced `arr`: skip Numba's host-side synchronisation on the array's stream, which
+    # would stall the host (and the next chunk's upload) at every launch.
+    return arr if xp is np else cuda.as_cuda_array(arr, sync=False)
+
+
+def _store(xp, dst, view):
+    """Write a time-major view into a symbol-major destination (device, host or simulated)."""
+    if xp is np or type(dst).__module__.split(".")[0] == "cupy":
+        dst[...] = view  # one strided copy, no temporary
+    else:
+        xp.ascontiguousarray(view).get(out=dst)  # device -> host; blocks until done
+
+
+def release_pool() -> None:
+    """Return CuPy's cached free blocks to the device (after an out-of-memory error)."""
+    import cupy
+    cupy.get_default_memory_pool().free_all_blocks()
+
+
+def run_gpu_block(cls, src, starts, params, members, out=None, on_launched=None):
+    """Run the CUDA kernels on one block of (S, T) arrays.
+
+    Parameters
+    ----------
+    cls, src : (S, T) float64
+        CuPy arrays on the device, or NumPy arrays under the CUDA simulator;
+        ``src`` may be ``cls`` itself.
+    starts : (S,) int64 NumPy
+    params : dict
+        From :func:`gpu_trend.engine.kernel_params`.
+    members : bool
+    out : dict of arrays, optional
+        Symbol-major destinations with the shapes of
+        :func:`gpu_trend.engine.allocate_outputs`: device arrays (written in
+        place, e.g. row slices of the universe's outputs) or NumPy arrays
+        (downloaded into, one output at a time). Allocated on the device when
+        None.
+    on_launched : callable, optional
+        Called once the kernels are queued and before the results are stored:
+        host work placed here (the next block's upload) overlaps the kernels.
+
+    Returns
+    -------
+    dict
+        ``out``, or the newly allocated device outputs.
     """
     xp = _array_module(cls)
     family_kernel, final_kernel = _kernels()
@@ -83,40 +145,168 @@ def run_gpu_block(cls, src, starts, params, members):
     srcT = clsT if src is cls else xp.ascontiguousarray(src.T)
     dev = {k: xp.asarray(p[k]) for k in ("growth", "lens", "weights")}
     starts_d = xp.asarray(starts)
-    xsT = xp.full((6, n_bars, n_sym), np.nan)
-    ssT = xp.full((6, n_bars, n_sym), np.nan)
+    # The cores write every element they later read or return (NaN before a listing), so
+    # the scratch and outputs start uninitialised.
+    xsT = xp.empty((6, n_bars, n_sym))
+    ssT = xp.empty((6, n_bars, n_sym))
     # Member MAs double as phase-A scratch; signals/equities only when asked for.
-    maT = xp.full((54, n_bars, n_sym), np.nan)
+    maT = xp.empty((54, n_bars, n_sym))
     if members:
-        msigT = xp.full((54, n_bars, n_sym), np.nan)
-        meqT = xp.full((54, n_bars, n_sym), np.nan)
+        msigT = xp.empty((54, n_bars, n_sym))
+        meqT = xp.empty((54, n_bars, n_sym))
     else:
         msigT = meqT = xp.empty((54, 1, 1))
     workT = xp.empty((6 * N_WORK, n_bars, n_sym))
     wbufT = xp.empty((12, int(p["lens"].max()), n_sym))
+    avgT = xp.empty((n_bars, n_sym))
+    dirT = xp.empty((n_bars, n_sym))
+    longT = xp.empty((n_bars, n_sym), dtype=bool)
+    shortT = xp.empty((n_bars, n_sym), dtype=bool)
     if n_sym and n_bars:
+        stream = _launch_stream(xp)
+        arg = functools.partial(_kernel_arg, xp)
         blocks = (6 * n_sym + THREADS - 1) // THREADS
-        family_kernel[blocks, THREADS](srcT, clsT, dev["growth"], starts_d, dev["lens"],
-                                       dev["weights"], p["cutout"], p["d"], p["tie"], xsT, ssT,
-                                       members, maT, msigT, meqT, workT, wbufT)
-    avgT = xp.full((n_bars, n_sym), np.nan)
-    dirT = xp.full((n_bars, n_sym), np.nan)
-    longT = xp.zeros((n_bars, n_sym), dtype=bool)
-    shortT = xp.zeros((n_bars, n_sym), dtype=bool)
-    if n_sym and n_bars:
+        config = (blocks, THREADS) if stream is None else (blocks, THREADS, stream)
+        family_kernel[config](arg(srcT), arg(clsT), arg(dev["growth"]), arg(starts_d),
+                              arg(dev["lens"]), arg(dev["weights"]), p["cutout"], p["d"],
+                              p["tie"], arg(xsT), arg(ssT), members, arg(maT), arg(msigT),
+                              arg(meqT), arg(workT), arg(wbufT))
         blocks = (n_sym + THREADS - 1) // THREADS
-        final_kernel[blocks, THREADS](xsT, ssT, starts_d, p["cutout"], p["th_long"],
-                                      p["th_short"], p["dsrc"], p["shift"], avgT, dirT,
-                                      longT, shortT)
-    out = dict(
-        average_signal=xp.ascontiguousarray(avgT.T),
-        family_signals=xp.ascontiguousarray(xsT.transpose(2, 0, 1)),
-        family_equities=xp.ascontiguousarray(ssT.transpose(2, 0, 1)),
-        direction=xp.ascontiguousarray(dirT.T),
-        long_events=xp.ascontiguousarray(longT.T),
-        short_events=xp.ascontiguousarray(shortT.T),
+        config = (blocks, THREADS) if stream is None else (blocks, THREADS, stream)
+        final_kernel[config](arg(xsT), arg(ssT), arg(starts_d), p["cutout"], p["th_long"],
+                             p["th_short"], p["dsrc"], p["shift"], arg(avgT), arg(dirT),
+                             arg(longT), arg(shortT))
+    if on_launched is not None:
+        on_launched()
+    views = dict(
+        average_signal=avgT.T,
+        family_signals=xsT.transpose(2, 0, 1),
+        family_equities=ssT.transpose(2, 0, 1),
+        direction=dirT.T,
+        long_events=longT.T,
+        short_events=shortT.T,
     )
     if members:
         for key, arr in zip(("member_ma", "member_signal", "member_equity"), (maT, msigT, meqT)):
-            out[key] = xp.ascontiguousarray(arr.transpose(2, 0, 1))
+            views[key] = arr.transpose(2, 0, 1)
+    if out is None:
+        return {k: xp.ascontiguousarray(v) for k, v in views.items()}
+    for key, view in views.items():
+        _store(xp, out[key], view)
     return out
+
+
+class HostFeeder:
+    """Uploads blocks of host rows to the device, the next block while this one computes.
+
+    Each block is copied into pinned host memory and uploaded on a second,
+    non-blocking stream; the compute stream waits for it on the device (an
+    event), not on the host. :meth:`prefetch` is meant to be called once the
+    current block's kernels are queued.
+
+    Parameters
+    ----------
+    load : callable
+        ``load(start, stop) -> (cls, src)``: host (rows, T) float64 arrays of
+        those symbols, NaN policy applied; ``src`` may be ``cls``.
+    """
+
+    def __init__(self, load):
+        import cupy
+
+        self._load = load
+        self._stream = cupy.cuda.Stream(non_blocking=True)
+        self._pending = None
+        self._in_use = None
+
+    def _upload(self, start, stop):
+        import cupy
+        import cupyx
+
+        cls, src = self._load(start, stop)
+        arrays = (cls,) if src is cls else (cls, src)
+        pinned, dev = [], []
+        for host in arrays:
+            buf = cupyx.empty_pinned(host.shape, dtype=np.float64)
+            buf[...] = host
+            # Allocated on the upload stream, so the pool hands this block out again only in
+            # that stream's order.
+            with self._stream:
+                d = cupy.empty(host.shape, dtype=np.float64)
+            d.set(buf, stream=self._stream)
+            pinned.append(buf)
+            dev.append(d)
+        event = self._stream.record()
+        cls_d = dev[0]
+        src_d = cls_d if len(dev) == 1 else dev[1]
+        return (start, stop), (cls_d, src_d), event, pinned
+
+    def prefetch(self, start, stop):
+        """Start uploading symbols ``start:stop`` (replaces an earlier prefetch)."""
+        self._pending = self._upload(start, stop)
+
+    def take(self, start, stop):
+        """``(cls, src)`` on the device for ``start:stop``, ordered before later work on the
+        current stream."""
+        import cupy
+
+        item = self._pending
+        self._pending = None
+        if item is None or item[0] != (start, stop):
+            item = self._upload(start, stop)
+        cupy.cuda.get_current_stream().wait_event(item[2])
+        # The pinned buffers must outlive their asynchronous copy: keep them until the next
+        # block, which starts only after this block's results came back.
+        self._in_use = item
+        return item[1]
+
+    def drop(self):
+        """Forget any prefetched block (after an out-of-memory error)."""
+        self._pending = None
+        self._in_use = None
+
+
+def block_runner(rows, starts, params, members, fill, make_out):
+    """Per-block compute function for :func:`gpu_trend.memory.run_chunks`, and its OOM hook.
+
+    Parameters
+    ----------
+    rows : callable
+        ``rows(start, stop) -> (cls, src)`` views of the universe's rows
+        (device arrays, host arrays, or NumPy under the simulator).
+    starts : (S,) int64 NumPy
+    params : dict
+    members : bool
+    fill : callable
+        ``fill(cls, src) -> (cls, src)``: the NaN policy for one block.
+    make_out : callable
+        ``make_out(start, stop)``: the output arrays (dict) that block writes into.
+
+    Returns
+    -------
+    compute : callable
+        ``compute(start, stop, upcoming) -> outputs``.
+    on_oom : callable or None
+    """
+    probe, _ = rows(0, 0)
+    if simulated() or _array_module(probe) is not np:
+        def compute(start, stop, upcoming):
+            cls, src = fill(*rows(start, stop))
+            out = make_out(start, stop)
+            return run_gpu_block(cls, src, starts[start:stop], params, members, out=out)
+        return compute, (None if simulated() else release_pool)
+
+    feeder = HostFeeder(lambda a, b: fill(*rows(a, b)))
+
+    def compute(start, stop, upcoming):
+        cls, src = feeder.take(start, stop)
+        out = make_out(start, stop)
+        ahead = None if upcoming is None else (lambda: feeder.prefetch(*upcoming))
+        return run_gpu_block(cls, src, starts[start:stop], params, members, out=out,
+                             on_launched=ahead)
+
+    def on_oom():
+        feeder.drop()
+        release_pool()
+
+    return compute, on_oom
