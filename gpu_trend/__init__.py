@@ -10,9 +10,14 @@ from .config import FAMILIES, ATCConfig, member_names
 from .engine import ATCInputError, ATCWarning, compute_atc, iter_atc
 from .memory import MemoryBudgetError, set_memory_limit
 from .results import ATCResult
+from . import demo, io
+from .io import DataError, Universe, read_universe
+from .plotting import plot
+from .scanner import ScanResult, scan
 
 __all__ = [
     "__version__", "FAMILIES", "ATCConfig", "ATCResult", "ATCInputError", "ATCWarning",
     "BackendUnavailableError", "compute_atc", "gpu_available", "member_names",
     "resolve_backend", "use_backend", "iter_atc", "set_memory_limit", "MemoryBudgetError",
+    "demo", "io", "DataError", "Universe", "read_universe", "plot", "ScanResult", "scan",
 ]

@@ -98,7 +98,10 @@ def _normalise(data, name, symbols=None, index=None):
         if data.dtype.kind not in "fiu":
             raise ATCInputError(f"{name} must be numeric, got dtype {data.dtype}")
         arr = xp.asarray(data, dtype=xp.float64)
-    arr = arr if arr.flags.c_contiguous else arr.copy(order="C")
+    # Read-only input (pandas copy-on-write) would make Numba compile a second
+    # specialisation of the cores, costing seconds; a copy costs milliseconds.
+    if not (arr.flags.c_contiguous and getattr(arr.flags, "writeable", True)):
+        arr = arr.copy(order="C")
     n_sym, n_bars = arr.shape
     if symbols is None:
         symbols = [str(i) for i in range(n_sym)]
@@ -185,7 +188,7 @@ def validate_inputs(cls, src, cfg, symbols, index):
     same = src is cls
     n_sym, n_bars = cls.shape
     valid = ~xp.isnan(cls)
-    starts = xp.where(valid.any(axis=1), xp.argmax(valid, axis=1), n_bars)
+    starts = _listing_bars(xp, valid)
 
     def in_history():
         return xp.arange(n_bars)[None, :] >= starts[:, None]
@@ -213,6 +216,14 @@ def validate_inputs(cls, src, cfg, symbols, index):
     return np.asarray(_host(starts), dtype=np.int64)
 
 
+def _listing_bars(xp, valid):
+    """Each row's first valid bar (its listing); the row length where it has none."""
+    n_sym, n_bars = valid.shape
+    if n_bars == 0:
+        return xp.zeros(n_sym, dtype=xp.int64)
+    return xp.where(valid.any(axis=1), xp.argmax(valid, axis=1), n_bars)
+
+
 def apply_nan_policy(cls, src, cfg):
     """``(cls, src)`` after the NaN policy; the inputs themselves unless "ffill" fills holes.
 
@@ -225,7 +236,7 @@ def apply_nan_policy(cls, src, cfg):
     same = src is cls
     n_bars = cls.shape[1]
     valid = ~xp.isnan(cls)
-    starts = xp.where(valid.any(axis=1), xp.argmax(valid, axis=1), n_bars)
+    starts = _listing_bars(xp, valid)
     in_history = xp.arange(n_bars)[None, :] >= starts[:, None]
     if bool((in_history & ~valid).any()):
         cls = _ffill(xp, cls, valid)

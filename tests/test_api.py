@@ -213,3 +213,23 @@ def test_latest_and_to_pandas_agree_with_arrays():
     table = res.to_pandas()
     assert table.shape[0] == 3 * 400 and table.index.names == ["symbol", "time"]
     np.testing.assert_array_equal(table.loc["Y", "WMA_Signal"].to_numpy(), res.family_signals[1, 2])
+
+
+def test_zero_bars_gives_empty_results():
+    res = gpu_trend.compute_atc(np.empty((2, 0)), **CPU)
+    assert res.average_signal.shape == (2, 0) and res.family_signals.shape == (2, 6, 0)
+    assert res.latest()["average_signal"].isna().all()
+
+
+def test_read_only_input_reuses_the_compiled_kernel():
+    """pandas copy-on-write hands out read-only arrays; they must not cost a recompile."""
+    from cpu_fallback.kernels import run_cpu
+
+    close = walk(2, 100)
+    gpu_trend.compute_atc(close, **CPU)
+    before = len(run_cpu.signatures)
+    frozen = close.copy()
+    frozen.setflags(write=False)
+    res = gpu_trend.compute_atc(frozen, **CPU)
+    assert len(run_cpu.signatures) == before
+    np.testing.assert_array_equal(res.average_signal, gpu_trend.compute_atc(close, **CPU).average_signal)
