@@ -67,55 +67,26 @@ def build_cores(jit):
         return 0.0
 
     @jit
-    def ema_row(src, start, n, length, out):
+    def ema_row(src, start, n, length, out, dema):
         # ta.ema: NaN until `length` values, SMA seed, then the recurrence in
-        # Pine's operand order. `out` may alias nothing else.
+        # Pine's operand order. With `dema`, `src` is E1 (may be `out` itself:
+        # each bar is read before it is written) and the output is 2·E1 − E2.
         alpha = 2.0 / (length + 1)
         acc = 0.0
         y = math.nan
         for t in range(start, n):
+            x = src[t]
             k = t - start
             if k < length - 1:
-                acc += src[t]
+                acc += x
                 out[t] = math.nan
                 continue
             if k == length - 1:
-                acc += src[t]
+                acc += x
                 y = acc / length
             else:
-                y = alpha * src[t] + (1.0 - alpha) * y
-            out[t] = y
-
-    @jit
-    def dema_row(src, start, n, length, out):
-        # E2 = EMA(E1) seeded over E1's first `length` valid values.
-        alpha = 2.0 / (length + 1)
-        acc1 = 0.0
-        acc2 = 0.0
-        e1 = math.nan
-        e2 = math.nan
-        for t in range(start, n):
-            k = t - start
-            if k < length - 1:
-                acc1 += src[t]
-                out[t] = math.nan
-                continue
-            if k == length - 1:
-                acc1 += src[t]
-                e1 = acc1 / length
-            else:
-                e1 = alpha * src[t] + (1.0 - alpha) * e1
-            k2 = k - (length - 1)
-            if k2 < length - 1:
-                acc2 += e1
-                out[t] = math.nan
-                continue
-            if k2 == length - 1:
-                acc2 += e1
-                e2 = acc2 / length
-            else:
-                e2 = alpha * e1 + (1.0 - alpha) * e2
-            out[t] = 2.0 * e1 - e2
+                y = alpha * x + (1.0 - alpha) * y
+            out[t] = 2.0 * x - y if dema else y
 
     @jit
     def window_rows(src, start, n, fam, lens, ma, wbuf):
@@ -200,10 +171,13 @@ def build_cores(jit):
         # Phase A: the nine member MAs on every bar, into ma (9, n).
         if fam == EMA:
             for i in range(9):
-                ema_row(src, start, n, lens[i], ma[i])
+                ema_row(src, start, n, lens[i], ma[i], False)
         elif fam == DEMA:
             for i in range(9):
-                dema_row(src, start, n, lens[i], ma[i])
+                # E1, then E2 seeded over E1's first `length` valid values (from
+                # bar ℓ−1), written over E1 as DEMA = 2·E1 − E2 (valid from 2ℓ−2).
+                ema_row(src, start, n, lens[i], ma[i], False)
+                ema_row(ma[i], start + lens[i] - 1, n, lens[i], ma[i], True)
         else:
             window_rows(src, start, n, fam, lens, ma, wbuf)
             if fam == KAMA:

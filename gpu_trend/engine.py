@@ -49,7 +49,8 @@ class ATCWarning(UserWarning):
 # input normalisation
 # ----------------------------------------------------------------------------
 
-def _as_config(config) -> ATCConfig:
+def as_config(config) -> ATCConfig:
+    """An ATCConfig from None (the defaults), an ATCConfig or a mapping of its fields."""
     if config is None:
         return ATCConfig()
     if isinstance(config, ATCConfig):
@@ -368,7 +369,7 @@ class _Call:
     """One validated call: the universe as (S, T) arrays, where it runs, and its plan."""
 
     def __init__(self, close, config, source, backend, members, symbols):
-        self.cfg = _as_config(config)
+        self.cfg = as_config(config)
         cls, names, index = _normalise(close, "close", symbols, None)
         if symbols is not None and len(names) != cls.shape[0]:
             raise ATCInputError(f"symbols has {len(names)} names for {cls.shape[0]} rows of close")

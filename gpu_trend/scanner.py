@@ -9,7 +9,6 @@ first.  Every symbol the caller gave ends up either in ``ScanResult.all`` or, wi
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .config import FAMILIES, ATCConfig
+from .engine import as_config
 from .io import Universe, read_universe
 
 __all__ = ["scan", "ScanResult", "default_min_bars", "TABLE_COLUMNS"]
@@ -220,16 +220,6 @@ def _show_progress(progress: bool | None) -> bool:
         return False
 
 
-def _as_config(config: Any) -> ATCConfig:
-    if config is None:
-        return ATCConfig()
-    if isinstance(config, ATCConfig):
-        return config
-    if isinstance(config, Mapping):
-        return ATCConfig(**config)
-    raise TypeError(f"config must be an ATCConfig or a mapping, got {type(config).__name__}")
-
-
 def _fmt_time(index: pd.Index, bar: int) -> str:
     return f"{index[bar]} (bar {bar})"
 
@@ -305,27 +295,12 @@ def _prefilter(
     return keep, skipped, extra
 
 
-def _accepts(func: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def _limit_bytes(memory_limit: Any) -> int:
     """Bytes of a memory limit: an int, or a string such as "4GiB" / "50%" where the engine
     understands those."""
-    try:
-        from .memory import parse_memory_limit
-    except ImportError:
-        parse_memory_limit = None
-    if parse_memory_limit is not None:
-        return int(parse_memory_limit(memory_limit))
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) \
-            or memory_limit <= 0:
-        raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
-    return int(memory_limit)
+    from .memory import parse_memory_limit
+
+    return int(parse_memory_limit(memory_limit))
 
 
 def _chunk_size(n_symbols: int, n_bars: int, chunk_symbols: int | None,
@@ -396,7 +371,7 @@ def _compute_chunks(
     compute = gpu_trend.compute_atc
     size = _chunk_size(len(rest), close.shape[0], chunk_symbols, memory_limit)
     kwargs = {"backend": backend}
-    if memory_limit is not None and _accepts(compute, "memory_limit"):
+    if memory_limit is not None:
         kwargs["memory_limit"] = memory_limit
     for start in range(0, len(rest), size):
         chunk = list(rest[start:start + size])
@@ -516,7 +491,7 @@ def scan(
         The data is structurally wrong (duplicate or out-of-order rows).
     """
     t_start = time.perf_counter()
-    cfg = _as_config(config)
+    cfg = as_config(config)
     if top is not None and int(top) < 1:
         raise ValueError(f"top must be >= 1, got {top!r}")
     if min_signal is not None and (not math.isfinite(min_signal) or min_signal < 0):
