@@ -156,6 +156,23 @@ def build_cores(jit):
             k_prev = k if k == k else 0.0
 
     @jit
+    def equity_step(e, a, r, sig_prev, first, w0, d):
+        # One bar of eq(w, σ, R) from the cutout on (spec 5): the stale return `a`
+        # is kept while σ_{t-1} is 0 or NaN; the first bar, and the bar after a
+        # NaN, (re)start at w0 = max(w, 0.25). Returns the new (a, e).
+        if sig_prev > 0:
+            a = r
+        elif sig_prev < 0:
+            a = -r
+        if first or e != e:
+            e = w0
+        else:
+            e = e * d * (1.0 + a)
+            if e < FLOOR:
+                e = FLOOR
+        return a, e
+
+    @jit
     def family_core(src, cls, growth, start, fam, lens, w, cutout, d, tie,
                     xout, sout, ma, work, wbuf, want, msig, meq):
         n = cls.shape[0]
@@ -223,18 +240,7 @@ def build_cores(jit):
                 if tau < cutout:
                     e = math.nan
                 else:
-                    # eq(1, q, R): the stale return `a` is kept when q_{t-1} == 0.
-                    r = work[R_ROW, t]
-                    if q_prev > 0:
-                        a = r
-                    elif q_prev < 0:
-                        a = -r
-                    if tau == cutout or e != e:
-                        e = 1.0
-                    else:
-                        e = e * d * (1.0 + a)
-                        if e < FLOOR:
-                            e = FLOOR
+                    a, e = equity_step(e, a, work[R_ROW, t], q_prev, tau == cutout, 1.0, d)
                     work[NUM_ROW, t] += q * e
                     work[DEN_ROW, t] += e
                 if want:
@@ -253,17 +259,7 @@ def build_cores(jit):
                 sout[t] = math.nan
                 continue
             x = round2(work[NUM_ROW, t] / work[DEN_ROW, t])
-            r = work[R_ROW, t]
-            if x_prev > 0:
-                a = r
-            elif x_prev < 0:
-                a = -r
-            if tau == cutout or e != e:
-                e = w0
-            else:
-                e = e * d * (1.0 + a)
-                if e < FLOOR:
-                    e = FLOOR
+            a, e = equity_step(e, a, work[R_ROW, t], x_prev, tau == cutout, w0, d)
             xout[t] = x
             sout[t] = e
             x_prev = x
