@@ -1,14 +1,14 @@
-"""Where the CPU kernel's time goes: each family's core and the final core, timed alone.
+"""Where the CPU kernel's time goes: each family and the final core, timed alone.
 
-``run_cpu`` runs, per symbol, the six ``family_core`` calls (nine MAs, 54 member
-signals/equities, the family signal and its equity) and one ``final_core``
-(Average_Signal, direction, events). This script times each of those seven
-pieces over the whole universe, on all Numba threads, with the same
-scratch arrays ``run_cpu`` uses, and prints them next to the full
-``compute_atc`` call. The family cores differ only in their MA phase, so the
-EMA core (nine cheap recurrences) is close to the cost every family pays for
-its 9 member signals/equities and its Layer-2 equity; what the other families
-cost beyond it is their moving averages.
+``run_cpu`` runs, per symbol, the returns, then per family the shared window
+pass (window families only), nine ``member_core`` calls (MA, signal, Layer-1
+equity) and one ``layer2_core`` (family signal and its equity), then one
+``final_core`` (Average_Signal, direction, events). This script times each
+family's share and the final core over the whole universe, on all Numba
+threads, with the scratch arrays ``run_cpu`` uses, and prints them next to the
+full ``compute_atc`` call. EMA (nine cheap recurrences) is close to the cost
+every family pays for its 9 member signals/equities and its Layer-2 equity;
+what the other families cost beyond it is their moving averages.
 
 Usage::
 
@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 import gpu_trend
-from cpu_fallback.kernels import N_WORK, family_core, final_core
+from cpu_fallback.kernels import _family_cpu, cores
 from gpu_trend import FAMILIES, engine
 
 
@@ -35,18 +35,20 @@ def _one_family(fam, src, cls, growth, starts, lens, weights, cutout, d, tie, xs
     n_sym, n_bars = cls.shape
     maxlen = lens.max()
     for s in numba.prange(n_sym):
-        work = np.empty((N_WORK, n_bars))
-        wbuf = np.empty((2, maxlen))
+        r = np.empty(n_bars)
         ma = np.empty((9, n_bars))
-        family_core(src[s], cls[s], growth, starts[s], fam, lens[fam], weights[fam], cutout,
-                    d, tie, xs[s, fam], ss[s, fam], ma, work, wbuf, False, ma, ma)
+        q = np.empty((9, n_bars), dtype=np.int8)
+        wbuf = np.empty((2, maxlen))
+        cores.returns_row(cls[s], growth, starts[s], r)
+        _family_cpu(src[s], cls[s], r, starts[s], fam, lens[fam], weights[fam], cutout, d, tie,
+                    ma, q, ma, wbuf, False, xs[s, fam], ss[s, fam])
 
 
 @numba.njit(parallel=True, cache=True)
 def _final(xs, ss, starts, cutout, th_long, th_short, dsrc, shift, avg, dirn, longs, shorts):
     for s in numba.prange(xs.shape[0]):
-        final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
-                   avg[s], dirn[s], longs[s], shorts[s])
+        cores.final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
+                         avg[s], dirn[s], longs[s], shorts[s])
 
 
 def _median_time(fn, repeat):
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
         t = _median_time(lambda f=f: _one_family(
             f, close, close, prm["growth"], starts, prm["lens"], prm["weights"], prm["cutout"],
             prm["d"], prm["tie"], xs, ss), args.repeat)
-        rows.append((f"family_core {name}", t))
+        rows.append((f"family {name}", t))
     t = _median_time(lambda: _final(xs, ss, starts, prm["cutout"], prm["th_long"],
                                     prm["th_short"], prm["dsrc"], prm["shift"],
                                     out["average_signal"], out["direction"], out["long_events"],

@@ -1,28 +1,39 @@
 """The ATC arithmetic, written once and compiled for two targets.
 
-:func:`build_cores` takes a decorator and returns the two per-row cores:
+:func:`build_cores` takes a decorator and returns :class:`Cores`, the per-row
+functions both backends are made of:
 
-* ``family_core`` runs one symbol × one family through every bar: the nine
-  member MAs, their crossover signals and Layer-1 equities, the rounded
-  family signal X_k and its Layer-2 equity S_k (spec sections 3–7.1).
-* ``final_core`` runs one symbol: Average_Signal, the direction state
-  machine and the long/short events (spec 7.3–7.4).
+* ``returns_row``: one symbol's returns r_t, growth applied (spec 5).
+* ``member_core``: one symbol × one member through every bar: its moving
+  average, the crossover signal q and the Layer-1 equity E (spec 3–5).
+* ``layer2_core``: one symbol × one family: the rounded family signal X_k from
+  its nine members' q and E, and the Layer-2 equity S_k (spec 6–7.1).
+* ``final_core``: one symbol: Average_Signal, the direction state machine and
+  the long/short events (spec 7.3–7.4).
+* ``window_rows``: the CPU's shared pass for the window families (below).
 
 The CPU backend compiles them with ``numba.njit`` and runs them in parallel
 over symbols (:func:`run_cpu`); the GPU backend (``gpu_trend.gpu``) compiles
-the *same source* with ``numba.cuda.jit(device=True)`` and launches one
-thread per (family, symbol). One source for both targets is what keeps the
-two backends bit-for-bit on the same arithmetic.
+the *same source* with ``numba.cuda.jit(device=True)`` and launches one thread
+per (member, symbol), then per (family, symbol), then per symbol. One source
+for both targets is what keeps the two backends bit-for-bit on the same
+arithmetic.
 
-Only time is sequential. ``family_core`` runs in three phases so that each
-recurrence keeps its state in registers: (A) the nine MAs on every bar into
-``ma`` (9, T); (B) member by member, signal and Layer-1 equity, adding
-q·E and E into the Layer-1 sums in member order; (C) bar by bar, X_k and
-S_k. The launcher provides the scratch (``ma``, ``work`` (3, T), ``wbuf``
-(2, max length)): NumPy arrays on the CPU, global-memory slices on the GPU.
+Only time is sequential. Each recurrence keeps its state in registers. The
+one place the targets differ is where the window families (SMA, WMA, LSMA and
+KAMA's noise) get their window sums: a GPU member thread sums its own window,
+while the CPU runs one backward pass per bar that yields the sums of all nine
+lengths at once (:func:`window_rows`) and hands them to ``member_core`` as
+precomputed rows. Both add the same terms in the same order, so the sums are
+the same bits.
+
+Products that feed an addition go through ``mul``: the CUDA compiler contracts
+``a * b + c`` into one fused multiply-add (one rounding instead of two) unless
+the product is an explicitly rounded multiply, and the CPU build never fuses.
 """
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -32,17 +43,29 @@ KAMA_FAST = 0.666
 KAMA_SLOW = 0.064
 CUT = 0.49
 FLOOR = 0.25
-#: Rows of the per-row work table: returns r_t, Layer-1 numerator and denominator.
-R_ROW, NUM_ROW, DEN_ROW = range(3)
-N_WORK = 3
 
 
-def build_cores(jit):
+class Cores(NamedTuple):
+    returns_row: object
+    window_rows: object
+    member_core: object
+    layer2_core: object
+    final_core: object
+
+
+def build_cores(jit, mul):
     """Compile the ATC cores with ``jit`` (``numba.njit`` or a CUDA device jit).
+
+    Parameters
+    ----------
+    jit : decorator
+    mul : compiled function
+        ``mul(a, b)``: the float64 product ``a * b``, rounded on its own even
+        where an addition follows (on CUDA, ``cuda.libdevice.dmul_rn``).
 
     Returns
     -------
-    family_core, final_core : compiled functions
+    Cores
     """
 
     @jit
@@ -50,7 +73,7 @@ def build_cores(jit):
         # Ties away from zero on y = fl(100 x), via an exact truncation;
         # floor(y + 0.5) would misround y = 0.49999999999999994. NaN first:
         # floor/ceil go through an integer.
-        y = 100.0 * x
+        y = mul(100.0, x)
         if y != y:
             return y
         r = float(math.floor(y)) if y >= 0 else float(math.ceil(y))
@@ -67,33 +90,36 @@ def build_cores(jit):
         return 0.0
 
     @jit
-    def ema_row(src, start, n, length, out, dema):
-        # ta.ema: NaN until `length` values, SMA seed, then the recurrence in
-        # Pine's operand order. With `dema`, `src` is E1 (may be `out` itself:
-        # each bar is read before it is written) and the output is 2·E1 − E2.
-        alpha = 2.0 / (length + 1)
-        acc = 0.0
-        y = math.nan
-        for t in range(start, n):
-            x = src[t]
-            k = t - start
-            if k < length - 1:
-                acc += x
-                out[t] = math.nan
-                continue
-            if k == length - 1:
-                acc += x
-                y = acc / length
-            else:
-                y = alpha * x + (1.0 - alpha) * y
-            out[t] = 2.0 * x - y if dema else y
+    def ema_next(alpha, x, y):
+        # ta.ema's recurrence, in Pine's operand order.
+        return mul(alpha, x) + mul(1.0 - alpha, y)
+
+    @jit
+    def window_value(fam, length, ws, wt):
+        # The MA from the backward window sums ws = Σ s_{t-j}, wt = Σ j·s_{t-j}
+        # (j < length); for KAMA, ws = Σ|Δs| is its noise.
+        if fam == HMA:
+            return ws / length  # the script's "HMA" is ta.sma (spec 3)
+        if fam == WMA:
+            return (mul(float(length), ws) - wt) / (length * (length + 1) * 0.5)
+        if fam == LSMA:
+            if length == 1:
+                return math.nan
+            # Σ ω_i y_i, ω_i = 2(3i − ℓ + 2)/(ℓ(ℓ+1)), on the backward sums.
+            return (mul(4.0 * length - 2.0, ws) - mul(6.0, wt)) / (length * (length + 1.0))
+        return ws
+
+    @jit
+    def window_ready(fam, length, tau):
+        # Whether a full window exists at bar τ (KAMA's noise needs one more bar).
+        return length <= (tau if fam == KAMA else tau + 1)
 
     @jit
     def window_rows(src, start, n, fam, lens, ma, wbuf):
-        # SMA ("HMA"), WMA, LSMA and KAMA's noise for all nine members. One
-        # backward pass per bar fills the running sums Σ s and Σ j·s (or
-        # Σ|Δs|) for every window length; each member reads its own length.
-        # Every window is summed afresh: no sliding-sum drift (spec 10).
+        # The CPU's shared pass: one backward walk per bar fills the running
+        # sums Σ s and Σ j·s (or Σ|Δs|) for every window length, and each of
+        # the nine members reads its own. Every window is summed afresh: no
+        # sliding-sum drift (spec 10).
         maxlen = 0
         for i in range(9):
             if lens[i] > maxlen:
@@ -112,48 +138,24 @@ def build_cores(jit):
                 for j in range(jmax):
                     v = src[t - j]
                     acc_s += v
-                    acc_t += j * v
+                    acc_t += mul(float(j), v)
                     wbuf[0, j] = acc_s
                     wbuf[1, j] = acc_t
             for i in range(9):
                 length = lens[i]
-                if length > jmax:
-                    ma[i, t] = math.nan
-                    continue
-                ws = wbuf[0, length - 1]
-                if fam == HMA:
-                    ma[i, t] = ws / length  # the script's "HMA" is ta.sma (spec 3)
-                elif fam == WMA:
-                    ma[i, t] = (length * ws - wbuf[1, length - 1]) / (length * (length + 1) * 0.5)
-                elif fam == LSMA:
-                    if length == 1:
-                        ma[i, t] = math.nan
-                    else:
-                        # Σ ω_i y_i, ω_i = 2(3i − ℓ + 2)/(ℓ(ℓ+1)), on the backward sums.
-                        ma[i, t] = ((4.0 * length - 2.0) * ws - 6.0 * wbuf[1, length - 1]) \
-                            / (length * (length + 1.0))
+                if window_ready(fam, length, tau):
+                    ma[i, t] = window_value(fam, length, wbuf[0, length - 1],
+                                            wbuf[1, length - 1])
                 else:
-                    ma[i, t] = ws  # KAMA noise; kama_row turns it into the KAMA
+                    ma[i, t] = math.nan
 
     @jit
-    def kama_row(src, start, n, length, row):
-        # `row` holds the noise on entry and the KAMA on exit.
-        k_prev = 0.0  # Pine's nz(kama[1]): KAMA starts from zero
-        for t in range(start, n):
-            noise = row[t]
-            if t - start >= length:
-                sig = abs(src[t] - src[t - length])
+    def returns_row(cls, growth, start, r):
+        for t in range(start, cls.shape[0]):
+            if t > start:
+                r[t] = (cls[t] - cls[t - 1]) / cls[t - 1] * growth[t - start]
             else:
-                sig = math.nan
-            if noise == noise and noise != 0.0:
-                ratio = sig / noise
-            else:
-                ratio = 0.0
-            sm = ratio * (KAMA_FAST - KAMA_SLOW) + KAMA_SLOW
-            sm = sm * sm
-            k = k_prev + sm * (src[t] - k_prev)
-            row[t] = k
-            k_prev = k if k == k else 0.0
+                r[t] = math.nan
 
     @jit
     def equity_step(e, a, r, sig_prev, first, w0, d):
@@ -173,95 +175,134 @@ def build_cores(jit):
         return a, e
 
     @jit
-    def family_core(src, cls, growth, start, fam, lens, w, cutout, d, tie,
-                    xout, sout, ma, work, wbuf, want, msig, meq):
+    def member_core(src, cls, r, start, fam, length, cutout, d, tie, ma, pre, want,
+                    q_out, e_out):
+        # One member through every bar: MA, crossover signal (tie rule of spec
+        # 4), Layer-1 equity. EMA, DEMA and the KAMA recurrence are stepped here;
+        # a window family's value (KAMA: its noise) is read from `ma` when `pre`,
+        # else summed here over the member's own window. With `want`, the MA is
+        # written to `ma` and bars before the listing are NaN in all three rows.
         n = cls.shape[0]
-        # Bars before the listing are NaN; outputs arrive uninitialised.
-        for t in range(min(start, n)):
-            xout[t] = math.nan
-            sout[t] = math.nan
-            if want:
-                for i in range(9):
-                    ma[i, t] = math.nan
-                    msig[i, t] = math.nan
-                    meq[i, t] = math.nan
-        # Phase A: the nine member MAs on every bar, into ma (9, n).
-        if fam == EMA:
-            for i in range(9):
-                ema_row(src, start, n, lens[i], ma[i], False)
-        elif fam == DEMA:
-            for i in range(9):
-                # E1, then E2 seeded over E1's first `length` valid values (from
-                # bar ℓ−1), written over E1 as DEMA = 2·E1 − E2 (valid from 2ℓ−2).
-                ema_row(src, start, n, lens[i], ma[i], False)
-                ema_row(ma[i], start + lens[i] - 1, n, lens[i], ma[i], True)
-        else:
-            window_rows(src, start, n, fam, lens, ma, wbuf)
-            if fam == KAMA:
-                for i in range(9):
-                    kama_row(src, start, n, lens[i], ma[i])
-
-        for t in range(start, n):
-            tau = t - start
-            if tau >= 1:
-                work[R_ROW, t] = (cls[t] - cls[t - 1]) / cls[t - 1] * growth[tau]
-            else:
-                work[R_ROW, t] = math.nan
-            work[NUM_ROW, t] = 0.0
-            work[DEN_ROW, t] = 0.0
-
-        # Phase B: per member, the crossover signal (tie rule of spec 4) and
-        # the Layer-1 equity, state in registers; N and D summed in member order.
-        for i in range(9):
-            q = 0.0
-            gt_prev = False
-            lt_prev = False
-            ok_prev = False
-            a = 0.0
-            e = math.nan
-            for t in range(start, n):
-                tau = t - start
-                c = cls[t]
-                m = ma[i, t]
-                q_prev = q
-                ok = c == c and m == m
-                rel = c - m
-                tol = tie * abs(c)
-                gt = rel > tol
-                lt = rel < -tol
-                if ok and ok_prev:
-                    if gt and not gt_prev:
-                        q = 1.0
-                    elif lt and not lt_prev:
-                        q = -1.0
-                gt_prev = gt
-                lt_prev = lt
-                ok_prev = ok
-                if tau < cutout:
-                    e = math.nan
-                else:
-                    a, e = equity_step(e, a, work[R_ROW, t], q_prev, tau == cutout, 1.0, d)
-                    work[NUM_ROW, t] += q * e
-                    work[DEN_ROW, t] += e
-                if want:
-                    msig[i, t] = q
-                    meq[i, t] = e
-
-        # Phase C: family signal X_k and its Layer-2 equity S_k.
-        x_prev = math.nan
+        if want:
+            for t in range(min(start, n)):
+                ma[t] = math.nan
+                q_out[t] = math.nan
+                e_out[t] = math.nan
+        alpha = 2.0 / (length + 1)
+        acc = 0.0
+        y = math.nan
+        acc2 = 0.0
+        y2 = math.nan
+        k_prev = 0.0  # Pine's nz(kama[1]): KAMA starts from zero
+        q = 0.0
+        gt_prev = False
+        lt_prev = False
+        ok_prev = False
         a = 0.0
         e = math.nan
-        w0 = w if w > FLOOR else FLOOR
         for t in range(start, n):
+            tau = t - start
+            x = src[t]
+            if fam == EMA or fam == DEMA:
+                # ta.ema: NaN until `length` values, SMA seed, then the recurrence.
+                if tau < length - 1:
+                    acc += x
+                    m = math.nan
+                else:
+                    if tau == length - 1:
+                        acc += x
+                        y = acc / length
+                    else:
+                        y = ema_next(alpha, x, y)
+                    m = y
+                if fam == DEMA:
+                    # E2 is ta.ema of E1 from E1's first value (bar ℓ−1), so
+                    # DEMA = 2·E1 − E2 is valid from bar 2ℓ−2.
+                    k2 = tau - (length - 1)
+                    if k2 < length - 1:
+                        if k2 >= 0:
+                            acc2 += m
+                        m = math.nan
+                    else:
+                        if k2 == length - 1:
+                            acc2 += m
+                            y2 = acc2 / length
+                        else:
+                            y2 = ema_next(alpha, m, y2)
+                        m = 2.0 * m - y2  # 2·E1 is exact: nothing to contract
+            else:
+                if pre:
+                    m = ma[t]
+                elif window_ready(fam, length, tau):
+                    ws = 0.0
+                    wt = 0.0
+                    for j in range(length):
+                        if fam == KAMA:
+                            ws += abs(src[t - j] - src[t - j - 1])
+                        else:
+                            v = src[t - j]
+                            ws += v
+                            if fam != HMA:
+                                wt += mul(float(j), v)
+                    m = window_value(fam, length, ws, wt)
+                else:
+                    m = math.nan
+                if fam == KAMA:
+                    noise = m
+                    sig = abs(x - src[t - length]) if tau >= length else math.nan
+                    ratio = sig / noise if noise == noise and noise != 0.0 else 0.0
+                    sm = mul(ratio, KAMA_FAST - KAMA_SLOW) + KAMA_SLOW
+                    sm = sm * sm
+                    m = k_prev + mul(sm, x - k_prev)
+                    k_prev = m if m == m else 0.0
+            if want:
+                ma[t] = m
+            c = cls[t]
+            q_prev = q
+            ok = c == c and m == m
+            rel = c - m
+            tol = tie * abs(c)
+            gt = rel > tol
+            lt = rel < -tol
+            if ok and ok_prev:
+                if gt and not gt_prev:
+                    q = 1.0
+                elif lt and not lt_prev:
+                    q = -1.0
+            gt_prev = gt
+            lt_prev = lt
+            ok_prev = ok
+            if tau < cutout:
+                e = math.nan
+            else:
+                a, e = equity_step(e, a, r[t], q_prev, tau == cutout, 1.0, d)
+            q_out[t] = q
+            e_out[t] = e
+
+    @jit
+    def layer2_core(q, e, r, start, cutout, w, d, xout, sout):
+        # X_k = round2(N/D), N and D summed in member order (spec 6), and its
+        # Layer-2 equity S_k.
+        n = xout.shape[0]
+        x_prev = math.nan
+        a = 0.0
+        s = math.nan
+        w0 = w if w > FLOOR else FLOOR
+        for t in range(n):
             tau = t - start
             if tau < cutout:
                 xout[t] = math.nan
                 sout[t] = math.nan
                 continue
-            x = round2(work[NUM_ROW, t] / work[DEN_ROW, t])
-            a, e = equity_step(e, a, work[R_ROW, t], x_prev, tau == cutout, w0, d)
+            num = 0.0
+            den = 0.0
+            for i in range(9):
+                num += mul(q[i, t], e[i, t])
+                den += e[i, t]
+            x = round2(num / den)
+            a, s = equity_step(s, a, r[t], x_prev, tau == cutout, w0, d)
             xout[t] = x
-            sout[t] = e
+            sout[t] = s
             x_prev = x
 
     @jit
@@ -305,10 +346,27 @@ def build_cores(jit):
             dirn[t] = direction
             u_prev = u
 
-    return family_core, final_core
+    return Cores(returns_row, window_rows, member_core, layer2_core, final_core)
 
 
-family_core, final_core = build_cores(numba.njit(cache=True))
+@numba.njit(cache=True)
+def _mul(a, b):
+    return a * b
+
+
+cores = build_cores(numba.njit(cache=True), _mul)
+
+
+@numba.njit(cache=True)
+def _family_cpu(src, cls, r, start, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
+                xout, sout):
+    pre = fam != EMA and fam != DEMA
+    if pre:
+        cores.window_rows(src, start, cls.shape[0], fam, lens, ma, wbuf)
+    for i in range(9):
+        cores.member_core(src, cls, r, start, fam, lens[i], cutout, d, tie, ma[i], pre, want,
+                          q[i], e[i])
+    cores.layer2_core(q, e, r, start, cutout, w, d, xout, sout)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -323,17 +381,22 @@ def run_cpu(src, cls, growth, starts, lens, weights, cutout, d, tie,
     n_sym, n_bars = cls.shape
     maxlen = lens.max()
     for s in numba.prange(n_sym):
-        work = np.empty((N_WORK, n_bars))
+        r = np.empty(n_bars)
         wbuf = np.empty((2, maxlen))
-        ma = np.empty((9, n_bars))
-        for f in range(6):
-            lo = 9 * f
-            if want:
-                family_core(src[s], cls[s], growth, starts[s], f, lens[f], weights[f], cutout,
-                            d, tie, xs[s, f], ss[s, f], mma[s, lo:lo + 9], work, wbuf, want,
-                            msig[s, lo:lo + 9], meq[s, lo:lo + 9])
-            else:
-                family_core(src[s], cls[s], growth, starts[s], f, lens[f], weights[f], cutout,
-                            d, tie, xs[s, f], ss[s, f], ma, work, wbuf, want, ma, ma)
-        final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
-                   avg[s], dirn[s], longs[s], shorts[s])
+        cores.returns_row(cls[s], growth, starts[s], r)
+        if want:
+            for f in range(6):
+                lo = 9 * f
+                _family_cpu(src[s], cls[s], r, starts[s], f, lens[f], weights[f], cutout, d, tie,
+                            mma[s, lo:lo + 9], msig[s, lo:lo + 9], meq[s, lo:lo + 9], wbuf,
+                            True, xs[s, f], ss[s, f])
+        else:
+            # Each member's window values come in on its `ma` row and its Layer-1 equities
+            # go out on the same row: member_core reads bar t before it writes bar t.
+            ma = np.empty((9, n_bars))
+            q = np.empty((9, n_bars), dtype=np.int8)
+            for f in range(6):
+                _family_cpu(src[s], cls[s], r, starts[s], f, lens[f], weights[f], cutout, d, tie,
+                            ma, q, ma, wbuf, False, xs[s, f], ss[s, f])
+        cores.final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
+                         avg[s], dirn[s], longs[s], shorts[s])

@@ -1,12 +1,17 @@
 """GPU backend: the ATC cores of :mod:`cpu_fallback.kernels` compiled by numba.cuda.
 
-Two launches per block of symbols:
+Four launches per block of symbols, all on arrays laid out time-major
+(bars × symbols), so that the threads of a warp, which hold consecutive
+symbols, read and write consecutive addresses:
 
-* ``family_kernel``: one thread per (family, symbol) runs
-  :func:`family_core` through all bars; threads of a warp share a family
-  (no divergence between family branches) and read consecutive symbols of
-  time-major (bars × symbols) arrays, so their loads coalesce.
-* ``final_kernel``: one thread per symbol runs :func:`final_core`.
+* ``returns_kernel``: one thread per symbol, its returns r_t.
+* ``member_kernel``: one thread per (member, symbol), 54 per symbol, runs
+  :func:`member_core` through all bars with MA, signal and Layer-1 equity
+  fused in registers; only q (int8) and E go to memory. The threads of a warp
+  share a member, so the family branches never diverge.
+* ``layer2_kernel``: one thread per (family, symbol) sums its nine members'
+  q·E and E in member order and runs the Layer-2 equity.
+* ``final_kernel``: one thread per symbol, Average_Signal, direction, events.
 
 Inputs stay on the device; nothing here runs at import time. Host input is fed
 block by block (:class:`HostFeeder`: pinned memory, a second stream, the next
@@ -14,6 +19,11 @@ block's upload overlapping this block's kernels), and only the requested
 outputs come back, written straight into the caller's arrays. Under
 ``NUMBA_ENABLE_CUDASIM=1`` the same kernels run on NumPy arrays on the CPU,
 which is how CI tests them without a GPU.
+
+Float64 products that feed an addition use ``libdevice.dmul_rn``: NVVM
+contracts ``a * b + c`` into a fused multiply-add by default, which rounds
+once where the CPU rounds twice, and the two backends would drift apart in
+the last bits (then in discrete outputs).
 """
 
 from __future__ import annotations
@@ -23,35 +33,56 @@ import functools
 import numpy as np
 from numba import cuda  # no driver call at import; the simulator patches `cuda`
 
-from cpu_fallback.kernels import N_WORK, build_cores
+from cpu_fallback.kernels import build_cores
 
 THREADS = 128
 
 
+def _grid(n_threads, stream):
+    blocks = (n_threads + THREADS - 1) // THREADS
+    return (blocks, THREADS) if stream is None else (blocks, THREADS, stream)
+
+
 @functools.lru_cache(maxsize=None)
 def _kernels():
-    family_core, final_core = build_cores(cuda.jit(device=True))
+    device = cuda.jit(device=True)
+    if simulated():
+        mul = device(lambda a, b: a * b)  # the simulator computes in Python: nothing fuses
+    else:
+        from numba.cuda import libdevice
+        mul = libdevice.dmul_rn
+    core = build_cores(device, mul)
 
     @cuda.jit
-    def family_kernel(srcT, clsT, growth, starts, lens, weights, cutout, d, tie,
-                      xsT, ssT, want, maT, msigT, meqT, workT, wbufT):
+    def returns_kernel(clsT, growth, starts, rT):
+        s = cuda.grid(1)
+        if s < clsT.shape[1]:
+            core.returns_row(clsT[:, s], growth, starts[s], rT[:, s])
+
+    @cuda.jit
+    def member_kernel(srcT, clsT, rT, starts, lens, cutout, d, tie, want, maT, qT, eT):
         n_sym = clsT.shape[1]
+        i = cuda.grid(1)
+        if i >= 54 * n_sym:
+            return
+        m = i // n_sym
+        s = i - m * n_sym
+        # Without members `maT` is a (1, T, 1) dummy that member_core never touches.
+        ma = maT[m, :, s] if want else maT[0, :, 0]
+        core.member_core(srcT[:, s], clsT[:, s], rT[:, s], starts[s], m // 9, lens[m], cutout,
+                         d, tie, ma, False, want, qT[m, :, s], eT[m, :, s])
+
+    @cuda.jit
+    def layer2_kernel(qT, eT, rT, starts, weights, cutout, d, xsT, ssT):
+        n_sym = xsT.shape[2]
         i = cuda.grid(1)
         if i >= 6 * n_sym:
             return
         f = i // n_sym
         s = i - f * n_sym
         lo = 9 * f
-        ma = maT[lo:lo + 9, :, s]
-        if want:
-            mg = msigT[lo:lo + 9, :, s]
-            me = meqT[lo:lo + 9, :, s]
-        else:
-            mg = ma
-            me = ma
-        family_core(srcT[:, s], clsT[:, s], growth, starts[s], f, lens[f], weights[f], cutout,
-                    d, tie, xsT[f, :, s], ssT[f, :, s], ma, workT[3 * f:3 * f + 3, :, s],
-                    wbufT[2 * f:2 * f + 2, :, s], want, mg, me)
+        core.layer2_core(qT[lo:lo + 9, :, s], eT[lo:lo + 9, :, s], rT[:, s], starts[s], cutout,
+                         weights[f], d, xsT[f, :, s], ssT[f, :, s])
 
     @cuda.jit
     def final_kernel(xsT, ssT, starts, cutout, th_long, th_short, dsrc, shift,
@@ -59,10 +90,10 @@ def _kernels():
         s = cuda.grid(1)
         if s >= avgT.shape[1]:
             return
-        final_core(xsT[:, :, s], ssT[:, :, s], starts[s], cutout, th_long, th_short, dsrc,
-                   shift, avgT[:, s], dirT[:, s], longT[:, s], shortT[:, s])
+        core.final_core(xsT[:, :, s], ssT[:, :, s], starts[s], cutout, th_long, th_short, dsrc,
+                        shift, avgT[:, s], dirT[:, s], longT[:, s], shortT[:, s])
 
-    return family_kernel, final_kernel
+    return returns_kernel, member_kernel, layer2_kernel, final_kernel
 
 
 def _array_module(arr):
@@ -138,26 +169,26 @@ def run_gpu_block(cls, src, starts, params, members, out=None, on_launched=None)
         ``out``, or the newly allocated device outputs.
     """
     xp = _array_module(cls)
-    family_kernel, final_kernel = _kernels()
+    returns_kernel, member_kernel, layer2_kernel, final_kernel = _kernels()
     n_sym, n_bars = cls.shape
     p = params
     clsT = xp.ascontiguousarray(cls.T)
     srcT = clsT if src is cls else xp.ascontiguousarray(src.T)
-    dev = {k: xp.asarray(p[k]) for k in ("growth", "lens", "weights")}
+    growth, weights = xp.asarray(p["growth"]), xp.asarray(p["weights"])
+    lens = xp.asarray(np.ascontiguousarray(p["lens"]).reshape(-1))
     starts_d = xp.asarray(starts)
     # The cores write every element they later read or return (NaN before a listing), so
     # the scratch and outputs start uninitialised.
+    rT = xp.empty((n_bars, n_sym))
     xsT = xp.empty((6, n_bars, n_sym))
     ssT = xp.empty((6, n_bars, n_sym))
-    # Member MAs double as phase-A scratch; signals/equities only when asked for.
-    maT = xp.empty((54, n_bars, n_sym))
     if members:
-        msigT = xp.empty((54, n_bars, n_sym))
-        meqT = xp.empty((54, n_bars, n_sym))
+        maT = xp.empty((54, n_bars, n_sym))
+        qT = xp.empty((54, n_bars, n_sym))
     else:
-        msigT = meqT = xp.empty((54, 1, 1))
-    workT = xp.empty((6 * N_WORK, n_bars, n_sym))
-    wbufT = xp.empty((12, int(p["lens"].max()), n_sym))
+        maT = xp.empty((1, n_bars, 1))
+        qT = xp.empty((54, n_bars, n_sym), dtype=np.int8)  # q is −1, 0 or +1 past the listing
+    eT = xp.empty((54, n_bars, n_sym))
     avgT = xp.empty((n_bars, n_sym))
     dirT = xp.empty((n_bars, n_sym))
     longT = xp.empty((n_bars, n_sym), dtype=bool)
@@ -165,17 +196,16 @@ def run_gpu_block(cls, src, starts, params, members, out=None, on_launched=None)
     if n_sym and n_bars:
         stream = _launch_stream(xp)
         arg = functools.partial(_kernel_arg, xp)
-        blocks = (6 * n_sym + THREADS - 1) // THREADS
-        config = (blocks, THREADS) if stream is None else (blocks, THREADS, stream)
-        family_kernel[config](arg(srcT), arg(clsT), arg(dev["growth"]), arg(starts_d),
-                              arg(dev["lens"]), arg(dev["weights"]), p["cutout"], p["d"],
-                              p["tie"], arg(xsT), arg(ssT), members, arg(maT), arg(msigT),
-                              arg(meqT), arg(workT), arg(wbufT))
-        blocks = (n_sym + THREADS - 1) // THREADS
-        config = (blocks, THREADS) if stream is None else (blocks, THREADS, stream)
-        final_kernel[config](arg(xsT), arg(ssT), arg(starts_d), p["cutout"], p["th_long"],
-                             p["th_short"], p["dsrc"], p["shift"], arg(avgT), arg(dirT),
-                             arg(longT), arg(shortT))
+        returns_kernel[_grid(n_sym, stream)](arg(clsT), arg(growth), arg(starts_d), arg(rT))
+        member_kernel[_grid(54 * n_sym, stream)](
+            arg(srcT), arg(clsT), arg(rT), arg(starts_d), arg(lens), p["cutout"], p["d"],
+            p["tie"], members, arg(maT), arg(qT), arg(eT))
+        layer2_kernel[_grid(6 * n_sym, stream)](
+            arg(qT), arg(eT), arg(rT), arg(starts_d), arg(weights), p["cutout"], p["d"],
+            arg(xsT), arg(ssT))
+        final_kernel[_grid(n_sym, stream)](
+            arg(xsT), arg(ssT), arg(starts_d), p["cutout"], p["th_long"], p["th_short"],
+            p["dsrc"], p["shift"], arg(avgT), arg(dirT), arg(longT), arg(shortT))
     if on_launched is not None:
         on_launched()
     views = dict(
@@ -187,7 +217,7 @@ def run_gpu_block(cls, src, starts, params, members, out=None, on_launched=None)
         short_events=shortT.T,
     )
     if members:
-        for key, arr in zip(("member_ma", "member_signal", "member_equity"), (maT, msigT, meqT)):
+        for key, arr in zip(("member_ma", "member_signal", "member_equity"), (maT, qT, eT)):
             views[key] = arr.transpose(2, 0, 1)
     if out is None:
         return {k: xp.ascontiguousarray(v) for k, v in views.items()}

@@ -89,16 +89,18 @@ OUT_BOOLS = 2
 #: Member outputs (MA, signal, equity) per bar with ``members=True``.
 MEMBER_FLOATS = 3 * 54
 #: GPU time-major scratch per bar in floats: family signals and equities (2 × 6),
-#: member MAs (54), work rows (6 × 3), average and direction (2).
-GPU_SCRATCH_FLOATS = 12 + 54 + 18 + 2
-#: ... member signals and equities when members are requested.
+#: returns (1), member equities (54), average and direction (2).
+GPU_SCRATCH_FLOATS = 12 + 1 + 54 + 2
+#: ... member MAs and signals (as floats) when members are requested.
 GPU_MEMBER_SCRATCH_FLOATS = 2 * 54
-#: ... and the two time-major event masks (bytes).
+#: ... the two time-major event masks (bytes).
 GPU_SCRATCH_BOOLS = 2
-#: Window-sum buffer per symbol, in floats per unit of the longest window length.
-GPU_WBUF_FLOATS = 12
-#: CPU per-thread scratch rows of ``run_cpu``: nine MAs and three work rows.
-CPU_SCRATCH_ROWS = 9 + 3
+#: ... and, without members, the member signals as int8 (bytes).
+GPU_SIGNAL_BYTES = 54
+#: CPU per-thread scratch of ``run_cpu`` per bar: returns, nine window values that become
+#: the member equities (floats), nine member signals (int8). With members, the latter
+#: rows are the outputs.
+CPU_SCRATCH_BYTES = (1 + 9) * 8 + 9
 #: Per-symbol bookkeeping of a block independent of the bar count (result slices, ...).
 PER_SYMBOL_OVERHEAD = 64
 #: Per-symbol bookkeeping of the whole universe: names, starts, first-full-bar arrays.
@@ -397,8 +399,7 @@ def compute_footprint(n_bars: int, *, n_symbols: int = 0, backend: str, members:
         ``"ffill"`` adds the fill's index arrays and filled copies (pass
         "raise" where the fill happens outside the budget's memory).
     max_len : int
-        Longest MA window (the GPU window-sum buffer is sized by it; the CPU
-        per-thread buffer too).
+        Longest MA window (the CPU's per-thread window-sum buffer is sized by it).
     outputs : {"inplace", "allocated", "host"}
         "inplace": the block writes into row slices of the returned arrays
         (nothing extra); "allocated": each block allocates its own outputs
@@ -431,16 +432,16 @@ def compute_footprint(n_bars: int, *, n_symbols: int = 0, backend: str, members:
     if backend == "gpu":
         per_bar += n_in * F8  # time-major copies of the inputs
         per_bar += (GPU_SCRATCH_FLOATS + (GPU_MEMBER_SCRATCH_FLOATS if members else 0)) * F8
-        per_bar += GPU_SCRATCH_BOOLS
+        per_bar += GPU_SCRATCH_BOOLS + (0 if members else GPU_SIGNAL_BYTES)
         if outputs == "host":
             per_bar += (54 if members else 6) * F8  # largest transposed temporary
-        per_symbol = int(math.ceil(per_bar * n_bars)) + GPU_WBUF_FLOATS * max_len * F8
+        per_symbol = int(math.ceil(per_bar * n_bars))
         fixed_bytes = fixed + n_bars * F8  # growth factors
     else:
         if outputs == "host":
             raise ValueError("outputs='host' is a GPU-backend mode")
         per_symbol = int(math.ceil(per_bar * n_bars))
-        scratch = (CPU_SCRATCH_ROWS * n_bars + 2 * max_len) * F8
+        scratch = CPU_SCRATCH_BYTES * n_bars + 2 * max_len * F8
         fixed_bytes = fixed + n_bars * F8 + n_threads * scratch
     fixed_bytes += NUMPY_SLACK + PER_UNIVERSE_SYMBOL * n_symbols
     return Footprint(per_symbol=per_symbol + PER_SYMBOL_OVERHEAD, fixed=fixed_bytes)

@@ -178,7 +178,7 @@ def test_tracemalloc_sees_the_numba_scratch():
                          out={k: v[:1] for k, v in out.items()})
     _, peak = traced_peak(lambda: engine.run_cpu_block(close, close, starts, params, False,
                                                        out=out))
-    one_thread = (memory.CPU_SCRATCH_ROWS * close.shape[1]) * memory.F8
+    one_thread = memory.CPU_SCRATCH_BYTES * close.shape[1]
     assert peak >= one_thread
 
 
