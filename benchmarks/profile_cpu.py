@@ -30,7 +30,7 @@ from cpu_fallback.kernels import _family_cpu, cores
 from gpu_trend import FAMILIES, engine
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True)
 def _one_family(fam, src, cls, growth, starts, lens, weights, cutout, d, tie, xs, ss):
     n_sym, n_bars = cls.shape
     maxlen = lens.max()
@@ -44,7 +44,7 @@ def _one_family(fam, src, cls, growth, starts, lens, weights, cutout, d, tie, xs
                     ma, q, ma, wbuf, False, xs[s, fam], ss[s, fam])
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True)
 def _final(xs, ss, starts, cutout, th_long, th_short, dsrc, shift, avg, dirn, longs, shorts):
     for s in numba.prange(xs.shape[0]):
         cores.final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
