@@ -12,8 +12,9 @@ keeping only each chunk's ``latest()`` rows (peak RSS of the run)::
     python benchmarks/bench_atc.py --symbols 20000 --bars 1500 --backend cpu --stream \\
         --memory-limit 2GiB --repeat 1
 
-GPU (checks GPU outputs against the CPU on a slice first, then times host in →
-``latest()`` out and CuPy in → CuPy out, with the CPU time beside it)::
+GPU (checks GPU outputs against the CPU on a slice first, then times host prices in →
+``latest()`` table out, host in → every output on the host, and CuPy in → CuPy out,
+with the CPU time beside it)::
 
     python benchmarks/bench_atc.py --universe 500,5000,20000 --bars 1500 --backend gpu \\
         --repeat 5 --json gpu.json
@@ -243,15 +244,22 @@ def bench_size(close, names, args, info_rows: list) -> list:
         gpu_trend.compute_atc(cupy.asarray(close[warm]), backend="gpu", members=args.members)
 
         def gpu_end_to_end():
-            return gpu_trend.compute_atc(close, backend="gpu", **kw).latest()
+            # Prices on the host in, latest() table out: one upload, results kept on the
+            # device, the last-bar table computed there and downloaded.
+            return gpu_trend.compute_atc(cupy.asarray(close), backend="gpu", **kw).latest()
 
-        times = _time(gpu_end_to_end, args.repeat)
-        _pool().free_all_blocks()
-        gpu_end_to_end()
-        # The pool only grows while a call runs (freed blocks are cached, not returned), so
-        # what it holds afterwards, from empty, bounds the call's peak device use from above.
-        runs.append(_record(n_sym, n_bars, "gpu", "end-to-end", times,
-                            pool_peak_bytes=int(_pool().total_bytes())))
+        def gpu_host_outputs():
+            # Host in, every output downloaded into host arrays (compute_atc on NumPy input).
+            return gpu_trend.compute_atc(close, backend="gpu", **kw)
+
+        for mode, fn in (("end-to-end", gpu_end_to_end), ("host all outputs", gpu_host_outputs)):
+            times = _time(fn, args.repeat)
+            _pool().free_all_blocks()
+            fn()
+            # The pool only grows while a call runs (freed blocks are cached, not returned),
+            # so what it holds afterwards, from empty, bounds the call's peak device use.
+            runs.append(_record(n_sym, n_bars, "gpu", mode, times,
+                                pool_peak_bytes=int(_pool().total_bytes())))
         d_close = cupy.asarray(close)
 
         def device_resident():

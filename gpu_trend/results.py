@@ -16,12 +16,19 @@ def _host(x):
     return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
 
 
-def _bars_since(events: np.ndarray) -> np.ndarray:
-    """Bars since the last True along the last axis, at the last bar (NaN if never)."""
+def _bars_since(events) -> np.ndarray:
+    """Bars since the last True along the last axis, at the last bar (NaN if never).
+
+    Computed where ``events`` lives (NumPy or CuPy); only the result comes back to the host.
+    """
+    if isinstance(events, np.ndarray):
+        xp = np
+    else:
+        import cupy as xp
     n = events.shape[-1]
     hit = events.any(axis=-1)
-    last = n - 1 - np.argmax(events[..., ::-1], axis=-1)
-    return np.where(hit, (n - 1 - last).astype(float), np.nan)
+    last = n - 1 - xp.argmax(events[..., ::-1], axis=-1)
+    return _host(xp.where(hit, (n - 1 - last).astype(np.float64), np.nan))
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,8 @@ class ATCResult:
             avg = _host(self.average_signal[:, -1])
             direction = _host(self.direction[:, -1])
             fam = _host(self.family_signals[:, :, -1])
-            since_long = _bars_since(_host(self.long_events))
-            since_short = _bars_since(_host(self.short_events))
+            since_long = _bars_since(self.long_events)
+            since_short = _bars_since(self.short_events)
         else:
             time = [None] * n_sym
             avg = direction = since_long = since_short = np.full(n_sym, np.nan)
