@@ -360,6 +360,7 @@ cores = build_cores(numba.njit(cache=True), _mul)
 @numba.njit(cache=True)
 def _family_cpu(src, cls, r, start, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
                 xout, sout):
+    """One symbol × one family on the CPU: the shared window pass, nine members, Layer 2."""
     pre = fam != EMA and fam != DEMA
     if pre:
         cores.window_rows(src, start, cls.shape[0], fam, lens, ma, wbuf)
