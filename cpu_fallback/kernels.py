@@ -90,9 +90,17 @@ def build_cores(jit, mul):
         return 0.0
 
     @jit
-    def ema_next(alpha, x, y):
-        # ta.ema's recurrence, in Pine's operand order.
-        return mul(alpha, x) + mul(1.0 - alpha, y)
+    def ema_step(k, length, alpha, x, acc, y):
+        # Input k (from 0) of ta.ema: the mean of the first `length` inputs seeds
+        # it, then the recurrence in Pine's operand order. Returns (acc, y); y
+        # stays NaN until the seed.
+        if k < length:
+            acc += x
+            if k == length - 1:
+                y = acc / length
+        else:
+            y = mul(alpha, x) + mul(1.0 - alpha, y)
+        return acc, y
 
     @jit
     def window_value(fam, length, ws, wt):
@@ -204,32 +212,15 @@ def build_cores(jit, mul):
             tau = t - start
             x = src[t]
             if fam == EMA or fam == DEMA:
-                # ta.ema: NaN until `length` values, SMA seed, then the recurrence.
-                if tau < length - 1:
-                    acc += x
-                    m = math.nan
-                else:
-                    if tau == length - 1:
-                        acc += x
-                        y = acc / length
-                    else:
-                        y = ema_next(alpha, x, y)
-                    m = y
+                acc, y = ema_step(tau, length, alpha, x, acc, y)
+                m = y
                 if fam == DEMA:
                     # E2 is ta.ema of E1 from E1's first value (bar ℓ−1), so
-                    # DEMA = 2·E1 − E2 is valid from bar 2ℓ−2.
+                    # DEMA = 2·E1 − E2 is valid (E2 seeded) from bar 2ℓ−2.
                     k2 = tau - (length - 1)
-                    if k2 < length - 1:
-                        if k2 >= 0:
-                            acc2 += m
-                        m = math.nan
-                    else:
-                        if k2 == length - 1:
-                            acc2 += m
-                            y2 = acc2 / length
-                        else:
-                            y2 = ema_next(alpha, m, y2)
-                        m = 2.0 * m - y2  # 2·E1 is exact: nothing to contract
+                    if k2 >= 0:
+                        acc2, y2 = ema_step(k2, length, alpha, m, acc2, y2)
+                    m = 2.0 * m - y2  # 2·E1 is exact: nothing to contract
             else:
                 if pre:
                     m = ma[t]
