@@ -26,21 +26,23 @@ import numba
 import numpy as np
 
 import gpu_trend
-from cpu_fallback.kernels import _family_cpu, cores
-from gpu_trend import FAMILIES, engine
+from cpu_fallback.backend import _family_cpu, cores
+from gpu_trend import FAMILIES, outputs
+from gpu_trend.checks import check_symbols
+from gpu_trend.cores import N_MEMBERS
 
 
 @numba.njit(parallel=True)
-def _one_family(fam, src, cls, growth, starts, lens, weights, cutout, d, tie, xs, ss):
-    n_sym, n_bars = cls.shape
+def _one_family(fam, src, close, growth, starts, lens, weights, cutout, d, tie, xs, ss):
+    n_sym, n_bars = close.shape
     maxlen = lens.max()
     for s in numba.prange(n_sym):
         r = np.empty(n_bars)
-        ma = np.empty((9, n_bars))
-        q = np.empty((9, n_bars), dtype=np.int8)
+        ma = np.empty((N_MEMBERS, n_bars))
+        q = np.empty((N_MEMBERS, n_bars), dtype=np.int8)
         wbuf = np.empty((2, maxlen))
-        cores.returns_row(cls[s], growth, starts[s], r)
-        _family_cpu(src[s], cls[s], r, starts[s], fam, lens[fam], weights[fam], cutout, d, tie,
+        cores.returns_row(close[s], growth, starts[s], r)
+        _family_cpu(src[s], close[s], r, starts[s], fam, lens[fam], weights[fam], cutout, d, tie,
                     ma, q, ma, wbuf, False, xs[s, fam], ss[s, fam])
 
 
@@ -70,23 +72,23 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    from bench_atc import make_prices
+    from gpu_trend.bench import make_prices
 
     close, _ = make_prices(args.symbols, args.bars, args.seed)
     cfg = gpu_trend.ATCConfig()
     n_sym, n_bars = close.shape
-    starts = engine.validate_inputs(close, close, cfg, [str(i) for i in range(n_sym)], None)
-    prm = engine.kernel_params(cfg, n_bars)
-    out = engine.allocate_outputs(np, n_sym, n_bars, False)
+    starts = check_symbols(close).start
+    prm = cfg.kernel_params(n_bars)
+    out = outputs.allocate(np, n_sym, n_bars, False)
     xs, ss = out["family_signals"], out["family_equities"]
     rows = []
     for f, name in enumerate(FAMILIES):
         t = _median_time(lambda f=f: _one_family(
-            f, close, close, prm["growth"], starts, prm["lens"], prm["weights"], prm["cutout"],
-            prm["d"], prm["tie"], xs, ss), args.repeat)
+            f, close, close, prm.growth, starts, prm.lengths, prm.weights, prm.cutout,
+            prm.decay, prm.tie_rtol, xs, ss), args.repeat)
         rows.append((f"family {name}", t))
-    t = _median_time(lambda: _final(xs, ss, starts, prm["cutout"], prm["th_long"],
-                                    prm["th_short"], prm["dsrc"], prm["shift"],
+    t = _median_time(lambda: _final(xs, ss, starts, prm.cutout, prm.long_threshold,
+                                    prm.short_threshold, prm.direction_source, prm.strategy_view,
                                     out["average_signal"], out["direction"], out["long_events"],
                                     out["short_events"]), args.repeat)
     rows.append(("final_core", t))

@@ -112,8 +112,3 @@ def use_backend(name: str):
         yield
     finally:
         _override.reset(token)
-
-
-def is_cupy_array(x) -> bool:
-    """True for a CuPy ndarray, without importing CuPy when it is not loaded."""
-    return type(x).__module__.split(".")[0] == "cupy"

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cores import N_FAMILIES, N_MEMBERS, N_SIGNALS, KernelParams
+
 #: The six moving-average families, in the order the script sums them.
 FAMILIES = ("EMA", "HMA", "WMA", "DEMA", "LSMA", "KAMA")
 
@@ -27,7 +29,8 @@ NAN_POLICIES = ("raise", "ffill", "pine")
 #: What drives the direction state machine: the Average_Signal or one family.
 DIRECTION_SOURCES = ("Average",) + FAMILIES
 
-N_MEMBERS = 9
+__all__ = ["FAMILIES", "ROBUSTNESS_OFFSETS", "NAN_POLICIES", "DIRECTION_SOURCES", "N_FAMILIES",
+           "N_MEMBERS", "N_SIGNALS", "ATCConfig", "member_names", "member_lengths_for"]
 
 
 def member_lengths_for(base: int, robustness: str) -> tuple:
@@ -127,7 +130,7 @@ class ATCConfig:
         set_("strategy_view", bool(self.strategy_view))
 
         lengths = tuple(self.lengths)
-        if len(lengths) != 6 or not all(_is_int(x) for x in lengths):
+        if len(lengths) != N_FAMILIES or not all(_is_int(x) for x in lengths):
             raise ValueError(f"ATCConfig.lengths must be six ints (family order {FAMILIES}), "
                              f"got {self.lengths!r}")
         lengths = tuple(int(x) for x in lengths)
@@ -141,7 +144,7 @@ class ATCConfig:
         set_("lengths", lengths)
 
         weights = tuple(self.weights)
-        if len(weights) != 6:
+        if len(weights) != N_FAMILIES:
             raise ValueError(f"ATCConfig.weights must be six numbers, got {self.weights!r}")
         for fam, w in zip(FAMILIES, weights):
             if isinstance(w, bool) or not isinstance(w, (int, float, np.number)) \
@@ -165,6 +168,34 @@ class ATCConfig:
         """(6, 9) int64 array of member lengths, family-major, section-2 order."""
         return np.array([member_lengths_for(b, self.robustness) for b in self.lengths],
                         dtype=np.int64)
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars from a symbol's listing to the first bar on which all 54 MAs can be valid.
+
+        ``max(ℓ_max − 1, 2·ℓ_DEMA,max − 2)``: the longest window fills on bar
+        ℓ − 1, and a DEMA's second EMA is seeded on bar 2ℓ − 2 (spec 3).
+        """
+        lens = self.member_lengths()
+        return int(max(lens.max() - 1, 2 * lens[FAMILIES.index("DEMA")].max() - 2))
+
+    def kernel_params(self, n_bars: int) -> KernelParams:
+        """The :class:`~gpu_trend.cores.KernelParams` both backends run on, for ``n_bars`` bars."""
+        tau = np.arange(max(n_bars, 1), dtype=np.float64)
+        growth = np.where(tau < self.cutout, 1.0, np.exp(self.lam * (tau - self.cutout)))
+        return KernelParams(
+            growth=growth,
+            lengths=self.member_lengths(),
+            weights=np.asarray(self.weights, dtype=np.float64),
+            cutout=self.cutout,
+            decay=self.decay,
+            tie_rtol=self.tie_rtol,
+            long_threshold=self.long_threshold,
+            short_threshold=self.short_threshold,
+            direction_source=(-1 if self.direction_source == "Average"
+                              else FAMILIES.index(self.direction_source)),
+            strategy_view=self.strategy_view,
+        )
 
     @classmethod
     def from_tradingview(cls, params: dict) -> "ATCConfig":

@@ -34,27 +34,27 @@ budget is always planned inside the pool's remaining headroom.
 
 What the planner counts
 -----------------------
-The per-symbol and fixed byte counts below are read off the arrays the engine
-allocates (``gpu_trend.engine`` and ``gpu_trend.gpu``); tests check them
-against tracemalloc on the CPU. The CPU kernel's per-thread scratch, allocated
-inside Numba code by Numba's runtime, is a fixed ``threads × (12 T + 2 L) × 8``
-bytes (L = the longest MA window); Numba's runtime allocates through Python's
-raw allocator, so tracemalloc sees it too (measured). Python objects per
-symbol (names, small index arrays) and NumPy's ufunc buffers are counted as
-small fixed allowances. Not counted: the interpreter, the compiled kernels and
-the caller's input (all outside the call's working memory).
+The byte counts are read off the arrays each step allocates: the outputs'
+from their declaration (:mod:`gpu_trend.outputs`), each backend's own scratch
+from its ``scratch_footprint`` (:mod:`cpu_fallback.backend`,
+:mod:`gpu_trend.gpu`), and the engine's validation and NaN-fill masks from
+the constants below; tests check them against tracemalloc on the CPU. Python
+objects per symbol (names, small index arrays) and NumPy's ufunc buffers are
+counted as small fixed allowances. Not counted: the interpreter, the compiled
+kernels and the caller's input (all outside the call's working memory).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import numbers
 import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from . import outputs
 
 log = logging.getLogger(__name__)
 
@@ -82,25 +82,6 @@ VALIDATE_SOURCE = 3
 FILL_CLOSE = 28
 #: ... and of a separate source; measured 36 in total.
 FILL_SOURCE = 24
-#: Output floats per bar: average, 6 family signals, 6 family equities, direction.
-OUT_FLOATS = 14
-#: Output bools per bar: long and short events.
-OUT_BOOLS = 2
-#: Member outputs (MA, signal, equity) per bar with ``members=True``.
-MEMBER_FLOATS = 3 * 54
-#: GPU time-major scratch per bar in floats: family signals and equities (2 × 6),
-#: returns (1), member equities (54), average and direction (2).
-GPU_SCRATCH_FLOATS = 12 + 1 + 54 + 2
-#: ... member MAs and signals (as floats) when members are requested.
-GPU_MEMBER_SCRATCH_FLOATS = 2 * 54
-#: ... the two time-major event masks (bytes).
-GPU_SCRATCH_BOOLS = 2
-#: ... and, without members, the member signals as int8 (bytes).
-GPU_SIGNAL_BYTES = 54
-#: CPU per-thread scratch of ``run_cpu`` per bar: returns, nine window values that become
-#: the member equities (floats), nine member signals (int8). With members, the latter
-#: rows are the outputs.
-CPU_SCRATCH_BYTES = (1 + 9) * 8 + 9
 #: Per-symbol bookkeeping of a block independent of the bar count (result slices, ...).
 PER_SYMBOL_OVERHEAD = 64
 #: Per-symbol bookkeeping of the whole universe: names, starts, first-full-bar arrays.
@@ -376,45 +357,36 @@ class ChunkPlan:
     validate: Footprint
 
 
-def compute_footprint(n_bars: int, *, n_symbols: int = 0, backend: str, members: bool,
-                      separate_source: bool = False,
-                      nan_policy: str = "raise", max_len: int = 64, outputs: str = "inplace",
-                      held_outputs: int = 0, input_copies: int = 0, n_threads: int = 1,
+def compute_footprint(n_bars: int, *, scratch: Footprint, members: bool, n_symbols: int = 0,
+                      separate_source: bool = False, fill: bool = False,
+                      output_copies: int = 0, input_copies: int = 0,
                       fixed: int = 0) -> Footprint:
-    """Working bytes of one compute block, read off the arrays the engine allocates.
+    """Working bytes of one compute block.
 
     Parameters
     ----------
     n_bars : int
+    scratch : Footprint
+        The backend's own scratch (its ``scratch_footprint``).
+    members : bool
+        Whether the 54 member outputs are requested.
     n_symbols : int
         Symbols in the whole universe (their names and per-symbol arrays are
         a fixed cost of the call).
-    backend : {"cpu", "gpu"}
-        Which memory the budget is of: host RAM or device memory.
-    members : bool
-        Whether the 54 member outputs are requested.
     separate_source : bool
         A ``source`` distinct from ``close`` (a second input array).
-    nan_policy : str
-        ``"ffill"`` adds the fill's index arrays and filled copies (pass
-        "raise" where the fill happens outside the budget's memory).
-    max_len : int
-        Longest MA window (the CPU's per-thread window-sum buffer is sized by it).
-    outputs : {"inplace", "allocated", "host"}
-        "inplace": the block writes into row slices of the returned arrays
-        (nothing extra); "allocated": each block allocates its own outputs
-        in the budget's memory (:func:`iter_atc`, or the CPU backend on
-        device input); "host": GPU results are downloaded into host arrays,
-        through one time-major→symbol-major device temporary at a time.
-    held_outputs : int
-        Earlier blocks' outputs still alive while this one computes (a
-        streaming caller's loop variable holds the previous block).
+    fill : bool
+        The forward fill (``nan_policy="ffill"``) runs in the budget's memory:
+        its index arrays and filled copies count.
+    output_copies : int
+        Block-sized output sets held in the budget's memory: 0 when the block
+        writes into row slices of the returned arrays, 1 when it allocates
+        its own (e.g. before they move to the other memory), 2 when the
+        caller still holds the previous block's (:func:`iter_atc`).
     input_copies : int
-        Copies of each block's input held in the budget's memory: 2 on the GPU
-        fed from host arrays (this block's upload and the next one's), 1 on
-        the CPU fed from device arrays (the block's host copy).
-    n_threads : int
-        CPU threads that each hold one symbol's scratch at a time.
+        Copies of each block's input held in the budget's memory: 2 on the
+        GPU fed from host arrays (this block's upload and the next one's), 1
+        on the CPU fed from device arrays (the block's host copy).
     fixed : int
         Further fixed bytes (e.g. an input copy made while normalising).
 
@@ -423,28 +395,14 @@ def compute_footprint(n_bars: int, *, n_symbols: int = 0, backend: str, members:
     Footprint
     """
     n_in = 2 if separate_source else 1
-    per_bar = float(input_copies * n_in * F8)
-    if nan_policy == "ffill":
+    per_bar = input_copies * n_in * F8 + output_copies * outputs.bytes_per_symbol_bar(members)
+    if fill:
         per_bar += FILL_CLOSE + (FILL_SOURCE if separate_source else 0)
-    out_bytes = OUT_FLOATS * F8 + OUT_BOOLS + (MEMBER_FLOATS * F8 if members else 0)
-    if outputs == "allocated":
-        per_bar += out_bytes * (1 + held_outputs)
-    if backend == "gpu":
-        per_bar += n_in * F8  # time-major copies of the inputs
-        per_bar += (GPU_SCRATCH_FLOATS + (GPU_MEMBER_SCRATCH_FLOATS if members else 0)) * F8
-        per_bar += GPU_SCRATCH_BOOLS + (0 if members else GPU_SIGNAL_BYTES)
-        if outputs == "host":
-            per_bar += (54 if members else 6) * F8  # largest transposed temporary
-        per_symbol = int(math.ceil(per_bar * n_bars))
-        fixed_bytes = fixed + n_bars * F8  # growth factors
-    else:
-        if outputs == "host":
-            raise ValueError("outputs='host' is a GPU-backend mode")
-        per_symbol = int(math.ceil(per_bar * n_bars))
-        scratch = CPU_SCRATCH_BYTES * n_bars + 2 * max_len * F8
-        fixed_bytes = fixed + n_bars * F8 + n_threads * scratch
-    fixed_bytes += NUMPY_SLACK + PER_UNIVERSE_SYMBOL * n_symbols
-    return Footprint(per_symbol=per_symbol + PER_SYMBOL_OVERHEAD, fixed=fixed_bytes)
+    per_symbol = per_bar * n_bars + scratch.per_symbol + PER_SYMBOL_OVERHEAD
+    # The growth factors are one row of T floats, wherever the backend keeps them.
+    fixed_bytes = (fixed + scratch.fixed + n_bars * F8 + NUMPY_SLACK
+                   + PER_UNIVERSE_SYMBOL * n_symbols)
+    return Footprint(per_symbol=per_symbol, fixed=fixed_bytes)
 
 
 def validate_footprint(n_bars: int, *, n_symbols: int = 0, separate_source: bool = False,

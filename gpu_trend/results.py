@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from .config import FAMILIES, ATCConfig, member_names
-
-
-def _host(x):
-    """A NumPy view/copy of a NumPy or CuPy array."""
-    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
+from .arrays import namespace, to_host
+from .config import FAMILIES, N_FAMILIES, ATCConfig, member_names
+from .outputs import OUTPUTS
 
 
 def _bars_since(events) -> np.ndarray:
@@ -21,17 +16,29 @@ def _bars_since(events) -> np.ndarray:
 
     Computed where ``events`` lives (NumPy or CuPy); only the result comes back to the host.
     """
-    if isinstance(events, np.ndarray):
-        xp = np
-    else:
-        import cupy as xp
+    xp = namespace(events)
     n = events.shape[-1]
     hit = events.any(axis=-1)
     last = n - 1 - xp.argmax(events[..., ::-1], axis=-1)
-    return _host(xp.where(hit, (n - 1 - last).astype(np.float64), np.nan))
+    return to_host(xp.where(hit, (n - 1 - last).astype(np.float64), np.nan))
 
 
-@dataclass(frozen=True)
+def _with_outputs(cls):
+    """Give ``cls`` one array attribute per declared output, then make it a frozen dataclass.
+
+    The outputs and their documentation come from :data:`gpu_trend.outputs.OUTPUTS`.
+    """
+    for o in OUTPUTS:
+        cls.__annotations__[o.name] = "Any"
+        setattr(cls, o.name, None)
+    cls.__doc__ = cls.__doc__.rstrip() + "\n" + "".join(
+        f"    {o.name} : {'(S, T)' if o.width == 1 else f'(S, {o.width}, T)'} "
+        f"{np.dtype(o.dtype).name}{' or None' if o.members_only else ''}\n        {o.doc}\n"
+        for o in OUTPUTS) + "\n    Outputs that may be None are there with ``members=True``.\n"
+    return dataclass(frozen=True)(cls)
+
+
+@_with_outputs
 class ATCResult:
     """ATC outputs for a universe, every array shaped (symbols, ..., bars).
 
@@ -41,16 +48,6 @@ class ATCResult:
 
     Attributes
     ----------
-    average_signal : (S, T) float64
-        Average_Signal A (spec 7.3).
-    family_signals : (S, 6, T) float64
-        Layer-1 family signals X_k, in :data:`FAMILIES` order.
-    family_equities : (S, 6, T) float64
-        Layer-2 equities S_k.
-    direction : (S, T) float64
-        NaN until the first threshold crossing, then +1 / −1.
-    long_events, short_events : (S, T) bool
-        Long / short arrows (spec 7.4).
     symbols : list of str
     index : pandas.Index
         The bar labels (time when the input was a pandas object).
@@ -61,26 +58,16 @@ class ATCResult:
         Each symbol's first valid close (its bar 0); T if it has none.
     first_full_bar : (S,) int64 NumPy
         First bar on which all 54 MAs are valid; −1 if never within T.
-    member_ma, member_signal, member_equity : (S, 54, T) float64 or None
-        With ``members=True``: the 54 MAs, signals q and Layer-1 equities E,
-        family-major, members in spec section-2 order.
+    warnings : tuple of str
+        Warnings the computation raised.
     """
 
-    average_signal: Any
-    family_signals: Any
-    family_equities: Any
-    direction: Any
-    long_events: Any
-    short_events: Any
     symbols: list
     index: pd.Index
     config: ATCConfig
     backend: str
     start_bar: np.ndarray
     first_full_bar: np.ndarray
-    member_ma: Any = None
-    member_signal: Any = None
-    member_equity: Any = None
     warnings: tuple = field(default_factory=tuple)
 
     @property
@@ -108,15 +95,15 @@ class ATCResult:
         n_sym = self.n_symbols
         if self.n_bars:
             time = [self.index[-1]] * n_sym
-            avg = _host(self.average_signal[:, -1])
-            direction = _host(self.direction[:, -1])
-            fam = _host(self.family_signals[:, :, -1])
+            avg = to_host(self.average_signal[:, -1])
+            direction = to_host(self.direction[:, -1])
+            fam = to_host(self.family_signals[:, :, -1])
             since_long = _bars_since(self.long_events)
             since_short = _bars_since(self.short_events)
         else:
             time = [None] * n_sym
             avg = direction = since_long = since_short = np.full(n_sym, np.nan)
-            fam = np.full((n_sym, 6), np.nan)
+            fam = np.full((n_sym, N_FAMILIES), np.nan)
         data = {"time": time, "average_signal": avg, "direction": direction}
         for k, name in enumerate(FAMILIES):
             data[name] = fam[:, k]
@@ -135,12 +122,12 @@ class ATCResult:
         idx = pd.MultiIndex.from_product([self.symbols, self.index],
                                          names=["symbol", self.index.name or "time"])
         cols = {
-            "average_signal": _host(self.average_signal).reshape(-1),
-            "direction": _host(self.direction).reshape(-1),
-            "long_event": _host(self.long_events).reshape(-1),
-            "short_event": _host(self.short_events).reshape(-1),
+            "average_signal": to_host(self.average_signal).reshape(-1),
+            "direction": to_host(self.direction).reshape(-1),
+            "long_event": to_host(self.long_events).reshape(-1),
+            "short_event": to_host(self.short_events).reshape(-1),
         }
-        fs, fe = _host(self.family_signals), _host(self.family_equities)
+        fs, fe = to_host(self.family_signals), to_host(self.family_equities)
         for k, name in enumerate(FAMILIES):
             cols[f"{name}_Signal"] = fs[:, k].reshape(-1)
             cols[f"{name}_S"] = fe[:, k].reshape(-1)
@@ -148,7 +135,7 @@ class ATCResult:
             names = self.member_names()
             for label, arr in (("ma", self.member_ma), ("signal", self.member_signal),
                                ("equity", self.member_equity)):
-                arr = _host(arr)
+                arr = to_host(arr)
                 for j, name in enumerate(names):
                     cols[f"{name}_{label}"] = arr[:, j].reshape(-1)
         return pd.DataFrame(cols, index=idx) if s * t else pd.DataFrame(cols, index=idx[:0])

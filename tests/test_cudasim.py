@@ -7,20 +7,20 @@ so the first bars of a golden symbol are golden outputs of a truncated history.
 import numpy as np
 import pytest
 
-from gpu_trend import ATCConfig, engine
+from blocks import prepared
+from gpu_trend import ATCConfig
 from golden import assert_abs_close, assert_discrete_equal, load_golden, params_to_kwargs
 
 pytestmark = pytest.mark.cudasim
 
 
 def run_both(close, cfg, members=True, source=None):
-    names = [str(i) for i in range(close.shape[0])]
-    src = close if source is None else source
-    cls, src, starts = engine.prepare_inputs(close, src, cfg, names, None)
-    params = engine.kernel_params(cfg, cls.shape[1])
+    from cpu_fallback import backend as cpu
     from gpu_trend import gpu
-    return (engine.run_cpu_block(cls, src, starts, params, members),
-            gpu.run_gpu_block(cls, src, starts, params, members))
+
+    close, source, starts, params = prepared(close, source, cfg)
+    return (cpu.run_block(close, source, starts, params, members),
+            gpu.run_block(close, source, starts, params, members))
 
 
 def assert_all_equal(cpu, dev):

@@ -14,8 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpu_fallback.kernels import cores
-from gpu_trend import ATCConfig, engine
+from blocks import prepared
+from cpu_fallback.backend import cores, run_block
+from gpu_trend import ATCConfig, outputs
+from gpu_trend.cores import N_FAMILIES, N_MEMBERS, N_SIGNALS
 from test_properties import configs, paths
 
 KEYS = ("average_signal", "family_signals", "family_equities", "direction", "long_events",
@@ -25,51 +27,49 @@ MEMBER_KEYS = ("member_ma", "member_signal", "member_equity")
 
 # No cache=True: Numba's cache would not notice edits to the cores in another module.
 @numba.njit
-def _member_parallel(src, cls, growth, starts, lens, weights, cutout, d, tie, th_long,
+def _member_parallel(src, close, growth, starts, lens, weights, cutout, d, tie, th_long,
                      th_short, dsrc, shift, want, ma, q, e, xs, ss, avg, dirn, longs, shorts):
-    n_sym, n_bars = cls.shape
+    n_sym, n_bars = close.shape
     r = np.empty((n_sym, n_bars))
     for s in range(n_sym):                      # returns_kernel
-        cores.returns_row(cls[s], growth, starts[s], r[s])
-    for m in range(54):                         # member_kernel: no shared window pass
+        cores.returns_row(close[s], growth, starts[s], r[s])
+    for m in range(N_SIGNALS):                         # member_kernel: no shared window pass
         for s in range(n_sym):
             row = ma[s, m] if want else ma[0, 0]
-            cores.member_core(src[s], cls[s], r[s], starts[s], m // 9, lens[m], cutout, d, tie,
+            cores.member_core(src[s], close[s], r[s], starts[s], m // N_MEMBERS, lens[m], cutout, d, tie,
                               row, False, want, q[s, m], e[s, m])
-    for f in range(6):                          # layer2_kernel
+    for f in range(N_FAMILIES):                          # layer2_kernel
         for s in range(n_sym):
-            cores.layer2_core(q[s, 9 * f:9 * f + 9], e[s, 9 * f:9 * f + 9], r[s], starts[s],
+            lo, hi = N_MEMBERS * f, N_MEMBERS * (f + 1)
+            cores.layer2_core(q[s, lo:hi], e[s, lo:hi], r[s], starts[s],
                               cutout, weights[f], d, xs[s, f], ss[s, f])
     for s in range(n_sym):                      # final_kernel
         cores.final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
                          avg[s], dirn[s], longs[s], shorts[s])
 
 
-def member_parallel(cls, src, starts, params, members):
-    n_sym, n_bars = cls.shape
-    out = engine.allocate_outputs(np, n_sym, n_bars, members)
+def member_parallel(close, src, starts, params, members):
+    n_sym, n_bars = close.shape
+    out = outputs.allocate(np, n_sym, n_bars, members)
     if members:
         ma, q, e = out["member_ma"], out["member_signal"], out["member_equity"]
     else:  # as on the GPU: no MA rows, int8 signals
         ma = np.empty((1, 1, n_bars))
-        q = np.empty((n_sym, 54, n_bars), dtype=np.int8)
-        e = np.empty((n_sym, 54, n_bars))
+        q = np.empty((n_sym, N_SIGNALS, n_bars), dtype=np.int8)
+        e = np.empty((n_sym, N_SIGNALS, n_bars))
     p = params
-    _member_parallel(src, cls, p["growth"], starts, p["lens"].reshape(-1), p["weights"],
-                     p["cutout"], p["d"], p["tie"], p["th_long"], p["th_short"], p["dsrc"],
-                     p["shift"], members, ma, q, e, out["family_signals"],
+    _member_parallel(src, close, p.growth, starts, p.lengths.reshape(-1), p.weights,
+                     p.cutout, p.decay, p.tie_rtol, p.long_threshold, p.short_threshold,
+                     p.direction_source, p.strategy_view, members, ma, q, e, out["family_signals"],
                      out["family_equities"], out["average_signal"], out["direction"],
                      out["long_events"], out["short_events"])
     return out
 
 
 def assert_bitwise_equal(close, cfg, members, source=None):
-    names = [str(i) for i in range(close.shape[0])]
-    cls, src, starts = engine.prepare_inputs(close, close if source is None else source, cfg,
-                                             names, None)
-    params = engine.kernel_params(cfg, cls.shape[1])
-    want = engine.run_cpu_block(cls, src, starts, params, members)
-    got = member_parallel(cls, src, starts, params, members)
+    close, src, starts, params = prepared(close, source, cfg)
+    want = run_block(close, src, starts, params, members)
+    got = member_parallel(close, src, starts, params, members)
     for key in KEYS + (MEMBER_KEYS if members else ()):
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 import gpu_trend
-from gpu_trend import ATCConfig, ATCInputError, engine, memory
+from cpu_fallback import backend as cpu_backend
+from gpu_trend import ATCConfig, ATCInputError, engine, memory, outputs
 from gpu_trend.memory import MemoryBudgetError, inject_out_of_memory, parse_memory_limit
 
 CPU = dict(backend="cpu")
@@ -54,13 +55,13 @@ def concat(parts, key):
 def block_sizes(monkeypatch):
     """Symbols per CPU block actually computed."""
     sizes = []
-    run = engine.run_cpu_block
+    run = cpu_backend.run_block
 
-    def spy(cls, *args, **kwargs):
-        sizes.append(cls.shape[0])
-        return run(cls, *args, **kwargs)
+    def spy(close, *args, **kwargs):
+        sizes.append(close.shape[0])
+        return run(close, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "run_cpu_block", spy)
+    monkeypatch.setattr(cpu_backend, "run_block", spy)
     return sizes
 
 
@@ -171,14 +172,14 @@ def traced_peak(fn):
 def test_tracemalloc_sees_the_numba_scratch():
     """The planner's claim that the measured peak includes the CPU kernel's scratch."""
     close = universe(n_sym=4, n_bars=2000)
-    params = engine.kernel_params(SMALL, close.shape[1])
+    params = SMALL.kernel_params(close.shape[1])
     starts = np.zeros(4, dtype=np.int64)
-    out = engine.allocate_outputs(np, 4, close.shape[1], False)
-    engine.run_cpu_block(close[:1], close[:1], starts[:1], params, False,
-                         out={k: v[:1] for k, v in out.items()})
-    _, peak = traced_peak(lambda: engine.run_cpu_block(close, close, starts, params, False,
-                                                       out=out))
-    one_thread = memory.CPU_SCRATCH_BYTES * close.shape[1]
+    out = outputs.allocate(np, 4, close.shape[1], False)
+    cpu_backend.run_block(close[:1], close[:1], starts[:1], params, False,
+                          out={k: v[:1] for k, v in out.items()})
+    _, peak = traced_peak(lambda: cpu_backend.run_block(close, close, starts, params, False,
+                                                        out=out))
+    one_thread = cpu_backend.SCRATCH_BYTES_PER_BAR * close.shape[1]
     assert peak >= one_thread
 
 
@@ -257,14 +258,14 @@ def test_out_of_memory_splits_and_logs(block_sizes, caplog):
 def test_a_real_memory_error_in_a_block_is_split_too(monkeypatch, caplog):
     close = universe(n_sym=9)
     want = gpu_trend.compute_atc(close, SMALL, **CPU)
-    run = engine.run_cpu_block
+    run = cpu_backend.run_block
 
-    def tight(cls, *args, **kwargs):
-        if cls.shape[0] > 2:
+    def tight(close, *args, **kwargs):
+        if close.shape[0] > 2:
             raise MemoryError("Unable to allocate 1.00 TiB")
-        return run(cls, *args, **kwargs)
+        return run(close, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "run_cpu_block", tight)
+    monkeypatch.setattr(cpu_backend, "run_block", tight)
     with caplog.at_level(logging.WARNING, logger="gpu_trend.memory"):
         got = gpu_trend.compute_atc(close, SMALL, **CPU)
     assert_same(got, want, members=False)
@@ -340,7 +341,7 @@ def test_validation_in_slices_reports_the_same_error_as_one_check(block_sizes):
     close[60, 20:] = np.inf  # a bad price, second slice: the first bad symbol
     close[70, 150] = np.nan  # a hole, second slice, later symbol
     names = [f"Z{i}" for i in range(120)]
-    plan = engine._Call(close, None, None, "cpu", False, names).plan(200_000, streaming=False)
+    plan = engine.Workload(close, None, None, "cpu", False, names).plan(200_000, streaming=False)
     assert plan.validate_symbols < 60
     for limit in (200_000, None):
         with pytest.raises(ATCInputError, match=r"symbol 'Z60': close must be a finite price > "

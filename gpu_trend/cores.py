@@ -12,8 +12,9 @@ functions both backends are made of:
   the long/short events (spec 7.3–7.4).
 * ``window_rows``: the CPU's shared pass for the window families (below).
 
-The CPU backend compiles them with ``numba.njit`` and runs them in parallel
-over symbols (:func:`run_cpu`); the GPU backend (``gpu_trend.gpu``) compiles
+The CPU backend (:mod:`cpu_fallback.backend`) compiles them with
+``numba.njit`` and runs them in parallel over symbols; the GPU backend
+(:mod:`gpu_trend.gpu`) compiles
 the *same source* with ``numba.cuda.jit(device=True)`` and launches one thread
 per (member, symbol), then per (family, symbol), then per symbol. One source
 for both targets is what keeps the two backends bit-for-bit on the same
@@ -35,14 +36,54 @@ the product is an explicitly rounded multiply, and the CPU build never fuses.
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
+#: Family indices, in the order the script sums them (``gpu_trend.config.FAMILIES``).
 EMA, HMA, WMA, DEMA, LSMA, KAMA = range(6)
+N_FAMILIES = 6
+#: Members per family, and members (signals) per symbol.
+N_MEMBERS = 9
+N_SIGNALS = N_FAMILIES * N_MEMBERS
 KAMA_FAST = 0.666
 KAMA_SLOW = 0.064
 CUT = 0.49
 FLOOR = 0.25
+
+
+class KernelParams(NamedTuple):
+    """What the cores take from an :class:`~gpu_trend.config.ATCConfig`, derived once per call.
+
+    Built by :meth:`ATCConfig.kernel_params <gpu_trend.config.ATCConfig.kernel_params>`;
+    both backends receive this one structure.
+
+    Attributes
+    ----------
+    growth : (T,) float64
+        exp(λ (τ − cutout)) from the cutout on, 1 before it (spec 5).
+    lengths : (6, 9) int64
+        Member lengths, family-major.
+    weights : (6,) float64
+        Starting equities of the Layer-2 curves.
+    cutout : int
+    decay : float
+        d = 1 − De/100.
+    tie_rtol : float
+    long_threshold, short_threshold : float
+    direction_source : int
+        −1 for the Average_Signal, else the family index.
+    strategy_view : bool
+    """
+
+    growth: np.ndarray
+    lengths: np.ndarray
+    weights: np.ndarray
+    cutout: int
+    decay: float
+    tie_rtol: float
+    long_threshold: float
+    short_threshold: float
+    direction_source: int
+    strategy_view: bool
 
 
 class Cores(NamedTuple):
@@ -129,7 +170,7 @@ def build_cores(jit, mul):
         # the nine members reads its own. Every window is summed afresh: no
         # sliding-sum drift (spec 10).
         maxlen = 0
-        for i in range(9):
+        for i in range(N_MEMBERS):
             if lens[i] > maxlen:
                 maxlen = lens[i]
         for t in range(start, n):
@@ -149,7 +190,7 @@ def build_cores(jit, mul):
                     acc_t += mul(float(j), v)
                     wbuf[0, j] = acc_s
                     wbuf[1, j] = acc_t
-            for i in range(9):
+            for i in range(N_MEMBERS):
                 length = lens[i]
                 if window_ready(fam, length, tau):
                     ma[i, t] = window_value(fam, length, wbuf[0, length - 1],
@@ -158,10 +199,10 @@ def build_cores(jit, mul):
                     ma[i, t] = math.nan
 
     @jit
-    def returns_row(cls, growth, start, r):
-        for t in range(start, cls.shape[0]):
+    def returns_row(close, growth, start, r):
+        for t in range(start, close.shape[0]):
             if t > start:
-                r[t] = (cls[t] - cls[t - 1]) / cls[t - 1] * growth[t - start]
+                r[t] = (close[t] - close[t - 1]) / close[t - 1] * growth[t - start]
             else:
                 r[t] = math.nan
 
@@ -183,14 +224,14 @@ def build_cores(jit, mul):
         return a, e
 
     @jit
-    def member_core(src, cls, r, start, fam, length, cutout, d, tie, ma, pre, want,
+    def member_core(src, close, r, start, fam, length, cutout, d, tie, ma, pre, want,
                     q_out, e_out):
         # One member through every bar: MA, crossover signal (tie rule of spec
         # 4), Layer-1 equity. EMA, DEMA and the KAMA recurrence are stepped here;
         # a window family's value (KAMA: its noise) is read from `ma` when `pre`,
         # else summed here over the member's own window. With `want`, the MA is
         # written to `ma` and bars before the listing are NaN in all three rows.
-        n = cls.shape[0]
+        n = close.shape[0]
         if want:
             for t in range(min(start, n)):
                 ma[t] = math.nan
@@ -248,7 +289,7 @@ def build_cores(jit, mul):
                     k_prev = m if m == m else 0.0
             if want:
                 ma[t] = m
-            c = cls[t]
+            c = close[t]
             q_prev = q
             ok = c == c and m == m
             rel = c - m
@@ -287,7 +328,7 @@ def build_cores(jit, mul):
                 continue
             num = 0.0
             den = 0.0
-            for i in range(9):
+            for i in range(N_MEMBERS):
                 num += mul(q[i, t], e[i, t])
                 den += e[i, t]
             x = round2(num / den)
@@ -314,7 +355,7 @@ def build_cores(jit, mul):
             else:
                 num = 0.0
                 den = 0.0
-                for k in range(6):
+                for k in range(N_FAMILIES):
                     num += cut(xs[k, t]) * ss[k, t]
                     den += ss[k, t]
                 a = num / den
@@ -338,57 +379,3 @@ def build_cores(jit, mul):
             u_prev = u
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core)
-
-
-@numba.njit(cache=True)
-def _mul(a, b):
-    return a * b
-
-
-cores = build_cores(numba.njit(cache=True), _mul)
-
-
-@numba.njit(cache=True)
-def _family_cpu(src, cls, r, start, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
-                xout, sout):
-    """One symbol × one family on the CPU: the shared window pass, nine members, Layer 2."""
-    pre = fam != EMA and fam != DEMA
-    if pre:
-        cores.window_rows(src, start, cls.shape[0], fam, lens, ma, wbuf)
-    for i in range(9):
-        cores.member_core(src, cls, r, start, fam, lens[i], cutout, d, tie, ma[i], pre, want,
-                          q[i], e[i])
-    cores.layer2_core(q, e, r, start, cutout, w, d, xout, sout)
-
-
-@numba.njit(parallel=True, cache=True)
-def run_cpu(src, cls, growth, starts, lens, weights, cutout, d, tie,
-            th_long, th_short, dsrc, shift, xs, ss, avg, dirn, longs, shorts,
-            want, mma, msig, meq):
-    """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
-
-    Every output element is written (NaN / False before a symbol's listing),
-    so outputs may be allocated uninitialised.
-    """
-    n_sym, n_bars = cls.shape
-    maxlen = lens.max()
-    for s in numba.prange(n_sym):
-        r = np.empty(n_bars)
-        wbuf = np.empty((2, maxlen))
-        cores.returns_row(cls[s], growth, starts[s], r)
-        if want:
-            for f in range(6):
-                lo = 9 * f
-                _family_cpu(src[s], cls[s], r, starts[s], f, lens[f], weights[f], cutout, d, tie,
-                            mma[s, lo:lo + 9], msig[s, lo:lo + 9], meq[s, lo:lo + 9], wbuf,
-                            True, xs[s, f], ss[s, f])
-        else:
-            # Each member's window values come in on its `ma` row and its Layer-1 equities
-            # go out on the same row: member_core reads bar t before it writes bar t.
-            ma = np.empty((9, n_bars))
-            q = np.empty((9, n_bars), dtype=np.int8)
-            for f in range(6):
-                _family_cpu(src[s], cls[s], r, starts[s], f, lens[f], weights[f], cutout, d, tie,
-                            ma, q, ma, wbuf, False, xs[s, f], ss[s, f])
-        cores.final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
-                         avg[s], dirn[s], longs[s], shorts[s])
