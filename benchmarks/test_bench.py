@@ -2,7 +2,7 @@
 
 Benchmarks, not unit tests: ``pytest benchmarks/`` times them, and
 ``pytest benchmarks/ --benchmark-disable`` runs each once as a smoke test.
-``benchmarks/bench_atc.py`` is the full benchmark (sizes, GPU, JSON).
+``gpu-trend bench`` (:mod:`gpu_trend.bench`) is the full benchmark (sizes, GPU, JSON).
 """
 
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gpu_trend
-from gpu_trend import engine
+from gpu_trend.checks import check_symbols
 
 N_SYMBOLS = 200
 N_BARS = 1500
@@ -19,7 +19,7 @@ N_BARS = 1500
 
 @pytest.fixture(scope="module")
 def close():
-    from bench_atc import make_prices
+    from gpu_trend.bench import make_prices
 
     prices, _ = make_prices(N_SYMBOLS, N_BARS, seed=0)
     gpu_trend.compute_atc(prices[:4], backend="cpu", members=True)  # compile / load the cache
@@ -53,16 +53,26 @@ def test_iter_atc_latest(benchmark, close):
 
 
 def test_validation_pass(benchmark, close):
-    cfg = gpu_trend.ATCConfig()
-    names = [str(i) for i in range(N_SYMBOLS)]
-    starts = benchmark(engine.validate_inputs, close, close, cfg, names, None)
-    assert (starts < N_BARS).all()
+    checks = benchmark(check_symbols, close)
+    assert (checks.start < N_BARS).all()
 
 
 def test_bench_script_runs(tmp_path):
-    from bench_atc import main
+    from gpu_trend.bench import main
 
     out = tmp_path / "bench.json"
     assert main(["--symbols", "20", "--bars", "300", "--repeat", "1", "--json", str(out)]) == 0
     runs = json.loads(out.read_text())["runs"]
     assert len(runs) == 1 and np.isfinite(runs[0]["median_s"])
+
+
+def test_checkout_script_runs_the_package_harness():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("bench_atc.py")
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: bench_atc.py" in proc.stdout and "--scan" in proc.stdout

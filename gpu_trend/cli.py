@@ -6,7 +6,7 @@ Commands::
                         [--top N] [--out results.csv|.parquet|.json] ...
     gpu-trend plot PATH SYMBOL [--out chart.png] [--last N]
     gpu-trend demo [--symbols 500] [--bars 1500] [--seed 0] [--top 10]
-    gpu-trend bench [ARGS...]
+    gpu-trend bench [--symbols N] [--backend cpu|gpu] [--scan] ...   (see gpu-trend bench --help)
     gpu-trend --version
 
 Errors print one line on stderr (``gpu-trend: error: …``) and exit with status 1 (2 for a
@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ._version import __version__
+from .backend import BACKENDS
+from .config import NAN_POLICIES, ROBUSTNESS_OFFSETS
+from .files import IMAGE_SUFFIXES, TABLE_SUFFIXES
+from .io import FORMATS
 
 PROG = "gpu-trend"
 
@@ -44,7 +48,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--la", type=float, help="Lambda (default 0.02)")
     g.add_argument("--de", type=float, help="Decay %% (default 0.03)")
     g.add_argument("--cutout", type=int, help="first bar with equities (default 0)")
-    g.add_argument("--robustness", choices=("Narrow", "Medium", "Wide"),
+    g.add_argument("--robustness", choices=tuple(ROBUSTNESS_OFFSETS),
                    help="member lengths around each base length (default Medium)")
     g.add_argument("--length", type=int, metavar="N",
                    help="base length of all six families (default 28)")
@@ -52,14 +56,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    help="six base lengths, EMA,HMA,WMA,DEMA,LSMA,KAMA")
     g.add_argument("--long-threshold", type=float, help="default 0.1")
     g.add_argument("--short-threshold", type=float, help="default -0.1")
-    g.add_argument("--nan-policy", choices=("raise", "ffill", "pine"),
+    g.add_argument("--nan-policy", choices=NAN_POLICIES,
                    help="NaN close inside a history: skip the symbol (raise, default), "
                         "carry the last close (ffill), or the script's semantics (pine)")
 
 
 def _add_read_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input")
-    g.add_argument("--format", choices=("auto", "long", "wide"), default="auto",
+    g.add_argument("--format", choices=FORMATS, default="auto",
                    help="long: one row per (symbol, time); wide: time × symbols closes "
                         "(default: auto-detect)")
     g.add_argument("--columns", metavar="FIELD=NAME,...",
@@ -131,7 +135,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         raise _CLIError(f"no such file or directory: {path}")
     for out in (args.out, args.skipped_out):
         if out is not None:
-            _check_out_suffix(out, (".csv", ".parquet", ".pq", ".json"))
+            _check_out_path(out, tuple(TABLE_SUFFIXES))
     cfg = _config(args)
     warm = _start_warm_up(cfg, args.backend)
     uni = read_universe(path, fields=("close", "volume"), **_read_options(args))
@@ -193,7 +197,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .scanner import scan
 
     if args.out is not None:
-        _check_out_suffix(args.out, (".csv", ".parquet", ".pq", ".json"))
+        _check_out_path(args.out, tuple(TABLE_SUFFIXES))
     t0 = time.perf_counter()
     uni = demo_universe(args.symbols, args.bars, args.seed)
     t_gen = time.perf_counter()
@@ -218,7 +222,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if not path.exists():
         raise _CLIError(f"no such file or directory: {path}")
     out = args.out or f"atc_{re.sub(r'[^A-Za-z0-9._-]+', '_', args.symbol)}.png"
-    _check_out_suffix(out, (".png", ".svg", ".pdf", ".jpg", ".jpeg"))
+    _check_out_path(out, IMAGE_SUFFIXES)
     from .io import read_universe
 
     uni = read_universe(path, **_read_options(args))
@@ -228,82 +232,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find_bench() -> Path | None:
-    here = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_atc.py"
-    cwd = Path.cwd() / "benchmarks" / "bench_atc.py"
-    for p in (here, cwd):
-        if p.is_file():
-            return p
-    return None
-
-
-def _run_bench_script(script: Path, argv: list[str]) -> int:
-    """Run ``main`` of benchmarks/bench_atc.py with `argv` (its own options)."""
-    import importlib.util
-    import inspect
-
-    spec = importlib.util.spec_from_file_location("gpu_trend_bench_atc", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "main", None)):
-        raise _CLIError(f"{script} has no main()")
-    if inspect.signature(module.main).parameters:
-        rc = module.main(argv)
-    else:
-        saved = sys.argv
-        sys.argv = [str(script), *argv]
-        try:
-            rc = module.main()
-        finally:
-            sys.argv = saved
-    return int(rc or 0)
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    # Reached only for the built-in timing: main() hands the script its arguments untouched.
-    return _builtin_bench(args)
-
-
-def _builtin_bench(args: argparse.Namespace) -> int:
-    """A small timing: generate, write Parquet, then read + scan + write, like a user would."""
-    import tempfile
-
-    from .demo import demo_universe
-    from .io import read_universe, write_universe
-    from .scanner import scan
-
-    extra = list(args.bench_args)
-    if extra:
-        raise _CLIError(f"the built-in benchmark takes --symbols/--bars, not {' '.join(extra)}")
-    uni = demo_universe(args.symbols, args.bars, seed=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "universe.parquet"
-        write_universe(uni, src, format="long")
-        # A first scan compiles (or loads from cache) the kernels; it is not what users wait for
-        # on every run, so it is timed separately.
-        t0 = time.perf_counter()
-        scan(uni.select(uni.symbols[:2]), progress=False, backend=args.backend)
-        warm = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        data = read_universe(src)
-        t1 = time.perf_counter()
-        res = scan(data, backend=args.backend, progress=False)
-        t2 = time.perf_counter()
-        res.to_file(Path(tmp) / "out.parquet")
-        t3 = time.perf_counter()
-    print(f"built-in benchmark: {uni.n_symbols} symbols × {uni.n_bars} bars on {res.backend}")
-    print(f"  warm-up (compile/cache load) {warm:.2f} s")
-    print(f"  read Parquet {t1 - t0:.2f} s, scan {t2 - t1:.2f} s, write {t3 - t2:.2f} s, "
-          f"total {t3 - t0:.2f} s")
-    print(f"  {(t3 - t0) / max(uni.n_symbols, 1) * 1e3:.3f} ms per symbol")
-    return 0
-
-
-def _check_out_suffix(path: str, allowed: tuple[str, ...]) -> None:
-    suffix = Path(path).suffix.lower()
-    if suffix not in allowed:
-        raise _CLIError(f"cannot write {path!r}: the output must end in {', '.join(allowed)}")
+def _check_out_path(path: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output that could not be written before any work is done."""
+    if not path.lower().endswith(suffixes):
+        listed = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
+        raise _CLIError(f"cannot write {path!r}: the output must end in {listed}")
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise _CLIError(f"cannot write {path!r}: directory {parent} does not exist")
@@ -312,6 +245,10 @@ def _check_out_suffix(path: str, allowed: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------------------------
 # parser and entry point
 # --------------------------------------------------------------------------------------------
+_BACKEND = dict(choices=BACKENDS, default="auto",
+                help="where to compute (default: GPU if usable, else CPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``gpu-trend``."""
     parser = _Parser(
@@ -320,17 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_scan_parser(sub)
+    _add_plot_parser(sub)
+    _add_demo_parser(sub)
+    # Listed for --help only: main() hands everything after "bench" to gpu_trend.bench.main,
+    # which has its own options and --help.
+    sub.add_parser("bench", help="time the engine, or the whole scan (see bench --help)")
+    return parser
 
-    backend = dict(choices=("auto", "cpu", "gpu"), default="auto",
-                   help="where to compute (default: GPU if usable, else CPU)")
 
+def _add_scan_parser(sub: Any) -> None:
     p = sub.add_parser("scan", help="scan a universe and rank the signals",
                        description="Compute ATC for every symbol in PATH (a .parquet/.csv "
                                    "file or a directory of per-symbol files), rank them and "
                                    "print the strongest longs and shorts.")
     p.add_argument("path", metavar="PATH")
     _add_read_options(p)
-    p.add_argument("--backend", **backend)
+    p.add_argument("--backend", **_BACKEND)
     f = p.add_argument_group("filters")
     f.add_argument("--min-signal", type=float, metavar="X",
                    help="keep |Average_Signal| >= X (default: the long/short thresholds)")
@@ -355,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.set_defaults(func=_cmd_scan)
 
+
+def _add_plot_parser(sub: Any) -> None:
     p = sub.add_parser("plot", help="draw one symbol's ATC chart",
                        description="Draw price, the six family MAs, long/short arrows and "
                                    "Average_Signal for SYMBOL from the data in PATH.")
@@ -363,11 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="image file (default atc_SYMBOL.png)")
     p.add_argument("--last", type=int, default=300, metavar="N",
                    help="bars shown (default 300; the indicator uses the whole history)")
-    p.add_argument("--backend", **backend)
+    p.add_argument("--backend", **_BACKEND)
     _add_read_options(p)
     _add_config_options(p)
     p.set_defaults(func=_cmd_plot)
 
+
+def _add_demo_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="scan the built-in demo universe",
                        description="Generate the deterministic demo universe (regime-"
                                    "switching random walks), scan it and print the top long "
@@ -377,25 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bars", type=int, default=1500, help="default 1500")
     p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("--top", type=int, default=10, help="rows of each list (default 10)")
-    p.add_argument("--backend", **backend)
+    p.add_argument("--backend", **_BACKEND)
     p.add_argument("--out", metavar="FILE", help="write the table to .csv, .parquet or .json")
     p.add_argument("--save-data", metavar="FILE",
                    help="also write the demo universe (long form, .parquet or .csv)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_config_options(p)
     p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser("bench", help="run the benchmark",
-                       description="Run benchmarks/bench_atc.py (arguments after 'bench' are "
-                                   "passed to it) or, without it, a small built-in timing.")
-    p.add_argument("--builtin", action="store_true",
-                   help="run the built-in timing even if benchmarks/bench_atc.py exists")
-    p.add_argument("--symbols", type=int, default=1000, help="built-in only (default 1000)")
-    p.add_argument("--bars", type=int, default=1500, help="built-in only (default 1500)")
-    p.add_argument("--backend", **backend)
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    p.set_defaults(func=_cmd_bench)
-    return parser
 
 
 def _one_line(exc: BaseException) -> str:
@@ -424,10 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        script = _find_bench() if argv[:1] == ["bench"] and "--builtin" not in argv else None
-        if script is not None:
-            # The benchmark script owns its options (and its --help).
-            return _run_bench_script(script, argv[1:])
+        if argv[:1] == ["bench"]:
+            # The benchmark owns its options and its --help; argparse cannot hand a
+            # subcommand's arguments on untouched when the first one starts with "-".
+            from .bench import main as bench_main
+
+            return bench_main(argv[1:], prog=f"{PROG} bench")
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()

@@ -28,6 +28,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from . import checks
+from .arrays import is_cudf
+from .files import TABLE_SUFFIXES, table_kind, write_table
+
 __all__ = [
     "DataError",
     "Universe",
@@ -51,7 +55,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "vol", "v"),
 }
 
-_FILE_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".csv.bz2", ".tsv")
+# read_universe reads every table format that files.py writes except JSON.
+_FILE_SUFFIXES = tuple(s for s, kind in TABLE_SUFFIXES.items() if kind != "json")
 
 
 class DataError(ValueError):
@@ -291,34 +296,21 @@ def _validate_close(
     close: np.ndarray, bad_text: np.ndarray | None, symbols: list[str], times: pd.Index,
     raw: Any = None,
 ) -> dict[str, str]:
-    """Return {symbol: reason} for columns of `close` (time × symbols) that fail validation."""
-    rejected: dict[str, str] = {}
-    if close.size == 0:
-        return {s: "no valid close" for s in symbols}
-    nonpos = close <= 0
-    inf = np.isinf(close)
-    has_value = ~np.isnan(close)
-    checks = []
-    if bad_text is not None and bad_text.any():
-        checks.append(("non-numeric close", bad_text))
-    checks += [("non-positive close", nonpos), ("infinite close", inf)]
-    for what, mask in checks:
-        cols = np.flatnonzero(mask.any(axis=0))
-        if not len(cols):
-            continue
-        rows = np.argmax(mask[:, cols], axis=0)
-        for c, r in zip(cols, rows):
-            sym = symbols[c]
-            if sym in rejected:
-                continue
-            if what == "non-numeric close" and raw is not None:
-                value = repr(raw[r, c])
-            else:
-                value = repr(float(close[r, c]))
-            rejected[sym] = f"{what} {value} at {_fmt_time(times[r])} (bar {r})"
-    for c in np.flatnonzero(~has_value.any(axis=0)):
-        rejected.setdefault(symbols[c], "no valid close")
-    return rejected
+    """{symbol: reason} for the columns of `close` (time × symbols) the engine would refuse.
+
+    The engine's own check (:func:`gpu_trend.checks.check_symbols`) and wording; a cell that
+    held text (`bad_text`, shown from `raw`) counts as a bad close where it comes first.
+    """
+    found = checks.check_symbols(np.ascontiguousarray(close.T), nan_policy="ffill")
+    shown: dict[int, str] = {}
+    if bad_text is not None:
+        for c in np.flatnonzero(bad_text.any(axis=0)):
+            r = int(np.argmax(bad_text[:, c]))
+            if found.kind[c] == checks.OK or found.kind[c] == checks.NO_DATA or r < found.bar[c]:
+                found.kind[c], found.bar[c] = checks.BAD_CLOSE, r
+                shown[c] = repr(raw[r, c]) if raw is not None else "a non-number"
+    return {symbols[c]: checks.reason(found, c, times, shown=shown.get(c))
+            for c in np.flatnonzero(found.kind != checks.OK)}
 
 
 def _check_order(
@@ -551,18 +543,10 @@ def _from_wide(
 # --------------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------------
-def _is_cudf(obj: Any) -> bool:
-    return type(obj).__module__.split(".")[0] in ("cudf", "dask_cudf")
-
-
 def _file_kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".csv", ".csv.gz", ".csv.bz2")):
-        return "csv"
-    if name.endswith(".tsv"):
-        return "tsv"
+    """The format ("parquet", "csv" or "tsv") of a file that read_universe reads."""
+    if path.name.lower().endswith(_FILE_SUFFIXES):
+        return table_kind(path)
     raise DataError(f"unsupported file type {path.name!r}: expected .parquet or .csv")
 
 
@@ -617,7 +601,7 @@ def _read_file(path: Path, engine: str, keep: Any = None) -> pd.DataFrame:
 def _load_table(obj: Any, *, engine: str, keep: Any = None) -> tuple[pd.DataFrame, str]:
     if isinstance(obj, pd.DataFrame):
         return obj, "the DataFrame"
-    if _is_cudf(obj):
+    if is_cudf(obj):
         return obj.to_pandas(), "the cuDF DataFrame"
     path = Path(obj)
     if not path.exists():
@@ -808,24 +792,42 @@ def from_frame(frame: Any, **kwargs: Any) -> Universe:
 
     Same keyword arguments as :func:`read_universe`.
     """
-    if not (isinstance(frame, (pd.DataFrame, pd.Series)) or _is_cudf(frame)):
+    if not (isinstance(frame, (pd.DataFrame, pd.Series)) or is_cudf(frame)):
         raise TypeError(f"expected a pandas or cuDF DataFrame, got {type(frame).__name__}")
     return read_universe(frame, **kwargs)
 
 
+#: The layouts of a universe table: ``read_universe`` takes all three, ``write_universe``
+#: the last two.
+FORMATS = ("auto", "long", "wide")
+
+
 def write_universe(universe: Universe, path: str | os.PathLike, *, format: str = "long") -> Path:
-    """Write a Universe to ``.parquet`` or ``.csv`` in long or wide form.
+    """Write a Universe to ``.parquet``, ``.csv`` (or ``.tsv``, ``.csv.gz``) in long or wide form.
 
     Wide form writes the close table only (time as the first column).  The output reads back
-    with :func:`read_universe`.
+    with :func:`read_universe`.  The file is replaced atomically
+    (:func:`gpu_trend.files.write_table`).
+
+    Parameters
+    ----------
+    universe : Universe
+    path : str or os.PathLike
+        Output file; the format follows the suffix.
+    format : {"long", "wide"}, default "long"
 
     Returns
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    DataError
+        If `path` is not a file type :func:`read_universe` reads.
     """
     path = Path(path)
-    kind = _file_kind(path)
+    _file_kind(path)  # write_table also writes JSON, which read_universe could not read back
     if format == "long":
         df = universe.to_long()
     elif format == "wide":
@@ -833,11 +835,4 @@ def write_universe(universe: Universe, path: str | os.PathLike, *, format: str =
         df.columns = ["time", *universe.symbols]
     else:
         raise ValueError(f"format must be 'long' or 'wide', got {format!r}")
-    if kind == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), str(path))
-    else:
-        df.to_csv(path, index=False, sep="\t" if kind == "tsv" else ",")
-    return path
+    return write_table(df, path)

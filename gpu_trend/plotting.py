@@ -11,11 +11,12 @@ matplotlib is imported only when a chart is drawn (install the ``plot`` extra).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from .arrays import to_host
 from .config import FAMILIES, N_MEMBERS, ATCConfig
 
 __all__ = ["plot"]
@@ -77,18 +78,15 @@ def _from_result(result: Any, symbol: str) -> dict[str, np.ndarray] | None:
     except ValueError:
         raise KeyError(f"symbol {symbol!r} is not in the result") from None
 
-    def host(x):
-        return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
-
     start = int(result.start_bar[i]) if getattr(result, "start_bar", None) is not None else 0
     sl = slice(start, None)
     return {
-        "average_signal": host(result.average_signal[i])[sl],
-        "family_signals": host(result.family_signals[i])[:, sl],
-        "base_ma": host(result.member_ma[i])[::N_MEMBERS][:, sl],
-        "long_events": host(result.long_events[i])[sl],
-        "short_events": host(result.short_events[i])[sl],
-        "direction": host(result.direction[i])[sl],
+        "average_signal": to_host(result.average_signal[i])[sl],
+        "family_signals": to_host(result.family_signals[i])[:, sl],
+        "base_ma": to_host(result.member_ma[i])[::N_MEMBERS][:, sl],
+        "long_events": to_host(result.long_events[i])[sl],
+        "short_events": to_host(result.short_events[i])[sl],
+        "direction": to_host(result.direction[i])[sl],
         "index": result.index[sl],
     }
 
@@ -177,136 +175,200 @@ def plot(
     matplotlib.figure.Figure
     """
     mcolors = _require_matplotlib()
+    symbol = str(symbol)
+    prices, series, cfg = _gather(result_or_data, symbol, data=data, config=config,
+                                  backend=backend)
+    bars = _visible_bars(prices, series, symbol, last)
+    fig, ax_price, ax_sig = _axes(ax, figsize, dpi, out)
+    colors = _bar_colors(bars.avg, mcolors)
+    top_y, bottom_y = _draw_price(ax_price, bars, colors)
+    handles = _draw_families(ax_price, bars, cfg)
+    handles += _draw_events(ax_price, bars, top_y, bottom_y)
+    if title is None:
+        title = _default_title(symbol, cfg, bars.avg, series["direction"])
+    _label_price_panel(ax_price, handles, len(bars.x), title)
+    _draw_signal(ax_sig, bars, cfg)
+    if out is not None:
+        fig.savefig(os.fspath(out), dpi=dpi)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the steps of plot(), in order
+# --------------------------------------------------------------------------------------------
+def _gather(
+    result_or_data: Any, symbol: str, *, data: Any, config: ATCConfig | None, backend: str,
+) -> tuple[dict[str, pd.Series], dict[str, Any], ATCConfig]:
+    """The symbol's prices, its ATC series (taken from a result or computed) and the config."""
     from .results import ATCResult
 
-    symbol = str(symbol)
-    if isinstance(result_or_data, ATCResult):
-        if data is None:
-            raise ValueError("an ATCResult holds no prices: pass data= (the prices it was "
-                             "computed from) to plot it")
-        prices = _symbol_data(data, symbol)
-        cfg = result_or_data.config
-        series = _from_result(result_or_data, symbol)
-        if series is None:
-            series, cfg = _compute(prices["close"], cfg, backend)
-    else:
+    if not isinstance(result_or_data, ATCResult):
         prices = _symbol_data(result_or_data, symbol)
-        series, cfg = _compute(prices["close"], config, backend)
+        return (prices, *_compute(prices["close"], config, backend))
+    if data is None:
+        raise ValueError("an ATCResult holds no prices: pass data= (the prices it was "
+                         "computed from) to plot it")
+    prices = _symbol_data(data, symbol)
+    series = _from_result(result_or_data, symbol)
+    if series is None:
+        return (prices, *_compute(prices["close"], result_or_data.config, backend))
+    return prices, series, result_or_data.config
 
+
+class _Bars(NamedTuple):
+    """The shown bars: positions, prices and the ATC outputs, all cut to the same window."""
+
+    x: np.ndarray
+    index: pd.Index
+    close: np.ndarray
+    ohlc: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # open, high, low when known
+    avg: np.ndarray
+    fam: np.ndarray
+    ma: np.ndarray
+    longs: np.ndarray
+    shorts: np.ndarray
+
+
+def _visible_bars(prices: dict[str, pd.Series], series: dict[str, Any], symbol: str,
+                  last: int | None) -> _Bars:
+    """The last `last` bars of everything drawn."""
     n = len(prices["close"])
     if len(series["average_signal"]) != n:
         raise ValueError(f"the result has {len(series['average_signal'])} bars for {symbol!r} "
                          f"but the data has {n}: pass the data the result was computed from")
-    if last is not None:
-        if int(last) < 2:
-            raise ValueError(f"last must be >= 2 bars, got {last!r}")
-        lo = max(0, n - int(last))
-    else:
-        lo = 0
-    view = slice(lo, n)
-    index = prices["close"].index[view]
-    x = np.arange(len(index), dtype=float)
-    close = prices["close"].to_numpy(dtype=float)[view]
-    avg = series["average_signal"][view]
-    fam = series["family_signals"][:, view]
-    ma = series["base_ma"][:, view]
-    longs = series["long_events"][view].astype(bool)
-    shorts = series["short_events"][view].astype(bool)
+    if last is not None and int(last) < 2:
+        raise ValueError(f"last must be >= 2 bars, got {last!r}")
+    view = slice(0 if last is None else max(0, n - int(last)), n)
 
-    fig, ax_price, ax_sig = _axes(ax, figsize, dpi, out)
+    def shown(name: str) -> np.ndarray:
+        return prices[name].to_numpy(dtype=float)[view]
+
+    index = prices["close"].index[view]
+    return _Bars(
+        x=np.arange(len(index), dtype=float),
+        index=index,
+        close=shown("close"),
+        ohlc=(shown("open"), shown("high"), shown("low")) if "open" in prices else None,
+        avg=series["average_signal"][view],
+        fam=series["family_signals"][:, view],
+        ma=series["base_ma"][:, view],
+        longs=series["long_events"][view].astype(bool),
+        shorts=series["short_events"][view].astype(bool),
+    )
+
+
+def _bar_colors(avg: np.ndarray, mcolors: Any) -> np.ndarray:
+    """RGBA per bar from Average_Signal: red at -1, grey at 0, green at +1; pale before it."""
     cmap = mcolors.LinearSegmentedColormap.from_list("atc", [_DOWN, "#b0b0b0", _UP])
     norm = mcolors.Normalize(-1.0, 1.0)
-    bar_colors = cmap(norm(np.nan_to_num(avg, nan=0.0)))
-    bar_colors[np.isnan(avg)] = mcolors.to_rgba("#cfcfcf")
+    colors = cmap(norm(np.nan_to_num(avg, nan=0.0)))
+    colors[np.isnan(avg)] = mcolors.to_rgba("#cfcfcf")
+    return colors
 
+
+def _draw_price(ax: Any, bars: _Bars, colors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candles (or a close line) coloured per bar; returns the top and bottom of each bar."""
+    from matplotlib.collections import LineCollection
+
+    x, close = bars.x, bars.close
+    if bars.ohlc is None:
+        ax.add_collection(LineCollection(_segments(x, close), colors=colors[1:],
+                                         linewidths=1.6, zorder=3))
+        return close, close
+    o, h, low = bars.ohlc
+    wicks = np.stack([np.column_stack([x, low]), np.column_stack([x, h])], axis=1)
+    ax.add_collection(LineCollection(wicks, colors=colors, linewidths=0.8, zorder=2))
+    body_lo, body_hi = np.minimum(o, close), np.maximum(o, close)
+    # A doji still needs a visible body.
+    height = np.maximum(body_hi - body_lo, 1e-9 * np.nanmax(np.abs(close)))
+    ax.bar(x, height, bottom=body_lo, width=0.7, color=colors, edgecolor=colors,
+           linewidth=0.3, zorder=3)
+    return h, low
+
+
+def _draw_families(ax: Any, bars: _Bars, cfg: ATCConfig) -> list:
+    """Each family's base-length MA, green/red by its signal; returns the legend handles."""
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    has_ohlc = "open" in prices
-    if has_ohlc:
-        o = prices["open"].to_numpy(dtype=float)[view]
-        h = prices["high"].to_numpy(dtype=float)[view]
-        low = prices["low"].to_numpy(dtype=float)[view]
-        wicks = np.stack([np.column_stack([x, low]), np.column_stack([x, h])], axis=1)
-        ax_price.add_collection(LineCollection(wicks, colors=bar_colors, linewidths=0.8,
-                                               zorder=2))
-        body_lo, body_hi = np.minimum(o, close), np.maximum(o, close)
-        # A doji still needs a visible body.
-        height = np.maximum(body_hi - body_lo, 1e-9 * np.nanmax(np.abs(close)))
-        ax_price.bar(x, height, bottom=body_lo, width=0.7, color=bar_colors,
-                     edgecolor=bar_colors, linewidth=0.3, zorder=3)
-        top_y, bottom_y = h, low
-    else:
-        lc = LineCollection(_segments(x, close), colors=bar_colors[1:], linewidths=1.6,
-                            zorder=3)
-        ax_price.add_collection(lc)
-        top_y = bottom_y = close
-
     handles = []
     for k, name in enumerate(FAMILIES):
-        y = ma[k]
+        y = bars.ma[k]
         if np.isnan(y).all():
             continue
-        colors = _trend_colors(fam[k][1:])
-        ax_price.add_collection(LineCollection(
-            _segments(x, y), colors=colors, linewidths=1.1, linestyles=_FAMILY_STYLES[name],
-            alpha=0.85, zorder=4))
+        ax.add_collection(LineCollection(
+            _segments(bars.x, y), colors=_trend_colors(bars.fam[k][1:]), linewidths=1.1,
+            linestyles=_FAMILY_STYLES[name], alpha=0.85, zorder=4))
         handles.append(Line2D([], [], color="#555555", lw=1.1, ls=_FAMILY_STYLES[name],
                               label=f"{name} {cfg.lengths[k]}"))
+    return handles
+
+
+def _draw_events(ax: Any, bars: _Bars, top_y: np.ndarray, bottom_y: np.ndarray) -> list:
+    """Long arrows under the bars, short arrows above, and the price axis's y range.
+
+    Returns the legend handles of the arrows drawn.
+    """
+    from matplotlib.lines import Line2D
 
     # The y range follows the price only: KAMA starts at 0 and creeps up (spec 3), and its
     # warm-up must not squash the chart; lines outside the range are simply clipped.
     finite = np.concatenate([top_y[np.isfinite(top_y)], bottom_y[np.isfinite(bottom_y)]])
     span = (finite.max() - finite.min()) if finite.size else 1.0
     pad = 0.04 * (span if span > 0 else max(abs(finite.max()) if finite.size else 1.0, 1.0))
-    if longs.any():
-        ax_price.scatter(x[longs], bottom_y[longs] - pad, marker="^", s=90, color=_UP,
-                         edgecolor="black", linewidth=0.5, zorder=6)
-        handles.append(Line2D([], [], marker="^", color=_UP, ls="none", markersize=8,
-                              markeredgecolor="black", label="long"))
-    if shorts.any():
-        ax_price.scatter(x[shorts], top_y[shorts] + pad, marker="v", s=90, color=_DOWN,
-                         edgecolor="black", linewidth=0.5, zorder=6)
-        handles.append(Line2D([], [], marker="v", color=_DOWN, ls="none", markersize=8,
-                              markeredgecolor="black", label="short"))
+    handles = []
+    for where, y, marker, color, label in ((bars.longs, bottom_y - pad, "^", _UP, "long"),
+                                           (bars.shorts, top_y + pad, "v", _DOWN, "short")):
+        if where.any():
+            ax.scatter(bars.x[where], y[where], marker=marker, s=90, color=color,
+                       edgecolor="black", linewidth=0.5, zorder=6)
+            handles.append(Line2D([], [], marker=marker, color=color, ls="none", markersize=8,
+                                  markeredgecolor="black", label=label))
     if finite.size:
-        ax_price.set_ylim(finite.min() - 2.5 * pad, finite.max() + 2.5 * pad)
-    ax_price.set_xlim(-1, len(x))
-    ax_price.set_ylabel("price")
-    ax_price.grid(True, alpha=0.25)
-    ax_price.legend(handles=handles, loc="upper left", fontsize=8, ncol=4, framealpha=0.8)
+        ax.set_ylim(finite.min() - 2.5 * pad, finite.max() + 2.5 * pad)
+    return handles
 
-    ax_sig.axhline(0.0, color="#777777", lw=0.8)
-    ax_sig.axhline(cfg.long_threshold, color=_UP, lw=0.9, ls="--",
-                   label=f"long threshold {cfg.long_threshold:g}")
-    ax_sig.axhline(cfg.short_threshold, color=_DOWN, lw=0.9, ls="--",
-                   label=f"short threshold {cfg.short_threshold:g}")
-    ax_sig.fill_between(x, 0, avg, where=avg > 0, color=_UP, alpha=0.35, interpolate=True,
-                        linewidth=0)
-    ax_sig.fill_between(x, 0, avg, where=avg < 0, color=_DOWN, alpha=0.35, interpolate=True,
-                        linewidth=0)
-    ax_sig.plot(x, avg, color="#222222", lw=1.0, label="Average_Signal")
-    ax_sig.set_ylim(-1.08, 1.08)
-    ax_sig.set_xlim(-1, len(x))
-    ax_sig.set_ylabel("Average_Signal")
-    ax_sig.grid(True, alpha=0.25)
-    ax_sig.legend(loc="lower left", fontsize=8, ncol=3, framealpha=0.8)
-    ax_sig.xaxis.set_major_formatter(_time_formatter(index))
-    ax_sig.tick_params(axis="x", labelsize=8)
-    ax_price.tick_params(axis="x", labelbottom=False)
 
-    if title is None:
-        last_a = avg[-1] if len(avg) else np.nan
-        d = series["direction"][-1] if len(series["direction"]) else np.nan
-        dir_text = "none" if np.isnan(d) else ("long" if d > 0 else "short")
-        title = (f"{symbol} — ATC {cfg.robustness}, lengths {'/'.join(map(str, cfg.lengths))}, "
-                 f"La {cfg.la:g}, De {cfg.de:g}   ·   Average_Signal {last_a:+.3f}, "
-                 f"direction {dir_text}")
-    ax_price.set_title(title, fontsize=10, loc="left")
+def _label_price_panel(ax: Any, handles: list, n_bars: int, title: str) -> None:
+    """Legend, title and axes of the upper panel; its time labels are the signal panel's."""
+    ax.set_xlim(-1, n_bars)
+    ax.set_ylabel("price")
+    ax.grid(True, alpha=0.25)
+    ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=4, framealpha=0.8)
+    ax.tick_params(axis="x", labelbottom=False)
+    ax.set_title(title, fontsize=10, loc="left")
 
-    if out is not None:
-        fig.savefig(os.fspath(out), dpi=dpi)
-    return fig
+
+def _draw_signal(ax: Any, bars: _Bars, cfg: ATCConfig) -> None:
+    """The lower panel: Average_Signal, filled green above 0 and red below, and thresholds."""
+    x, avg = bars.x, bars.avg
+    ax.axhline(0.0, color="#777777", lw=0.8)
+    ax.axhline(cfg.long_threshold, color=_UP, lw=0.9, ls="--",
+               label=f"long threshold {cfg.long_threshold:g}")
+    ax.axhline(cfg.short_threshold, color=_DOWN, lw=0.9, ls="--",
+               label=f"short threshold {cfg.short_threshold:g}")
+    ax.fill_between(x, 0, avg, where=avg > 0, color=_UP, alpha=0.35, interpolate=True,
+                    linewidth=0)
+    ax.fill_between(x, 0, avg, where=avg < 0, color=_DOWN, alpha=0.35, interpolate=True,
+                    linewidth=0)
+    ax.plot(x, avg, color="#222222", lw=1.0, label="Average_Signal")
+    ax.set_ylim(-1.08, 1.08)
+    ax.set_xlim(-1, len(x))
+    ax.set_ylabel("Average_Signal")
+    ax.grid(True, alpha=0.25)
+    ax.legend(loc="lower left", fontsize=8, ncol=3, framealpha=0.8)
+    ax.xaxis.set_major_formatter(_time_formatter(bars.index))
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def _default_title(symbol: str, cfg: ATCConfig, avg: np.ndarray, direction: np.ndarray) -> str:
+    """The symbol, the parameters, and the last bar's Average_Signal and direction."""
+    last_a = avg[-1] if len(avg) else np.nan
+    d = direction[-1] if len(direction) else np.nan
+    dir_text = "none" if np.isnan(d) else ("long" if d > 0 else "short")
+    return (f"{symbol} — ATC {cfg.robustness}, lengths {'/'.join(map(str, cfg.lengths))}, "
+            f"La {cfg.la:g}, De {cfg.de:g}   ·   Average_Signal {last_a:+.3f}, "
+            f"direction {dir_text}")
 
 
 def _axes(ax: Any, figsize: tuple[float, float], dpi: int, out: Any):

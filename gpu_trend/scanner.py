@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -21,8 +22,11 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from . import checks
+from .backend import resolve_backend
 from .config import FAMILIES, ATCConfig
-from .engine import as_config
+from .engine import ATCInputError, as_config, iter_atc
+from .files import write_table
 from .io import Universe, read_universe
 
 __all__ = ["scan", "ScanResult", "default_min_bars", "TABLE_COLUMNS"]
@@ -33,17 +37,12 @@ TABLE_COLUMNS = (
     "bars_since_long", "bars_since_short", "dollar_volume", "bars",
 )
 
-# Per-symbol, per-bar bytes a chunk needs on the compute side: the input copy, the 14 output
-# rows and the engine's working rows, with headroom.  Only used to size chunks.
-_BYTES_PER_SYMBOL_BAR = 8 * 48
-_DEFAULT_CHUNK = 1024
-
 
 def default_min_bars(config: ATCConfig | None = None) -> int:
     """Bars a symbol needs for all 54 moving averages to be valid on its last bar.
 
-    That is ``max(longest member − 1, 2·longest DEMA member − 2) + 1`` (the DEMA is seeded on
-    bar 2ℓ−2), and at least ``cutout + 1`` so that the last bar has an Average_Signal.
+    That is :attr:`ATCConfig.warmup_bars` + 1, and at least ``cutout + 1`` so that the last bar
+    has an Average_Signal.
 
     Parameters
     ----------
@@ -54,9 +53,7 @@ def default_min_bars(config: ATCConfig | None = None) -> int:
     int
     """
     config = config or ATCConfig()
-    lens = config.member_lengths()
-    warm = max(int(lens.max()) - 1, 2 * int(lens[FAMILIES.index("DEMA")].max()) - 2)
-    return max(warm, config.cutout) + 1
+    return max(config.warmup_bars, config.cutout) + 1
 
 
 @dataclass
@@ -125,12 +122,12 @@ class ScanResult:
                 f"{self.backend})")
 
     def to_file(self, path: str | os.PathLike, *, which: str = "table") -> Path:
-        """Write the ranked table to ``.csv``, ``.parquet`` or ``.json``.
+        """Write the ranked table to ``.csv``, ``.parquet`` or ``.json``, atomically.
 
         Parameters
         ----------
         path : str or os.PathLike
-            Output file; the format follows the extension.
+            Output file; the format follows the suffix (:data:`gpu_trend.files.TABLE_SUFFIXES`).
         which : {"table", "all", "skipped"}
             The hits, every computed symbol, or the skipped symbols with reasons.
 
@@ -141,24 +138,7 @@ class ScanResult:
         frames = {"table": self.table, "all": self.all, "skipped": self.skipped_frame}
         if which not in frames:
             raise ValueError(f"which must be one of {tuple(frames)}, got {which!r}")
-        path = Path(path)
-        df = frames[which].reset_index()
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            df.to_csv(path, index=False)
-        elif suffix in (".parquet", ".pq"):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), str(path))
-        elif suffix == ".json":
-            # Records with ISO times: the form other tools (and people) read most easily.
-            df.to_json(path, orient="records", date_format="iso", indent=1,
-                       double_precision=15)
-        else:
-            raise ValueError(
-                f"cannot write {path.name!r}: the output must end in .csv, .parquet or .json")
-        return path
+        return write_table(frames[which].reset_index(), path)
 
     def summary(self, n: int = 10) -> str:
         """A plain-text report: the top `n` longs and shorts, skipped counts and timings."""
@@ -220,64 +200,29 @@ def _show_progress(progress: bool | None) -> bool:
         return False
 
 
-def _fmt_time(index: pd.Index, bar: int) -> str:
-    return f"{index[bar]} (bar {bar})"
-
-
 def _prefilter(
     uni: Universe, cfg: ATCConfig, *, min_bars: int, min_price: float | None,
     min_dollar_volume: float | None, dollar_volume_bars: int,
 ) -> tuple[np.ndarray, dict[str, str], dict[str, np.ndarray]]:
-    """Decide which symbols to compute, from cheap whole-table checks.
+    """Decide which symbols to compute, from the engine's own input check and cheap filters.
 
     Returns the boolean keep-mask over ``uni.symbols``, the skip reasons, and per-symbol columns
     (bars, last close, dollar volume) the table reports.
     """
     close = uni.close.to_numpy(dtype=float, na_value=np.nan)
     n_t, n_s = close.shape
-    symbols = uni.symbols
-    index = uni.index
-    skipped: dict[str, str] = {}
-    cols = np.arange(n_s)
-
+    found = checks.check_symbols(np.ascontiguousarray(close.T), nan_policy=cfg.nan_policy)
     valid = ~np.isnan(close)
-    has_any = valid.any(axis=0) if n_t else np.zeros(n_s, dtype=bool)
-    first = np.where(has_any, valid.argmax(axis=0) if n_t else 0, n_t)
+    has_any = found.kind != checks.NO_DATA
     last = np.where(has_any, n_t - 1 - valid[::-1].argmax(axis=0) if n_t else 0, 0)
-    bars = (n_t - first).astype(np.int64)
-    last_close = np.where(has_any, close[last, cols] if n_t else np.nan, np.nan)
+    bars = (n_t - found.start).astype(np.int64)
+    last_close = np.where(has_any, close[last, np.arange(n_s)] if n_t else np.nan, np.nan)
+    dollar = _dollar_volume(uni, close, dollar_volume_bars)
 
-    with np.errstate(invalid="ignore"):
-        bad = valid & ~((close > 0) & np.isfinite(close))
-    holes = None
-    if cfg.nan_policy == "raise" and n_t:
-        holes = ~valid & (np.arange(n_t)[:, None] >= first[None, :])
-
-    dollar = np.full(n_s, np.nan)
-    if uni.volume is not None and n_t:
-        vol = uni.volume.to_numpy(dtype=float, na_value=np.nan)
-        tail = slice(max(0, n_t - dollar_volume_bars), n_t)
-        dv = close[tail] * vol[tail]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-            dollar = np.nanmean(dv, axis=0) if dv.size else dollar
-
-    bad_any = bad.any(axis=0) if n_t else np.zeros(n_s, dtype=bool)
-    holes_any = holes.any(axis=0) if holes is not None else np.zeros(n_s, dtype=bool)
-    bad_row = bad.argmax(axis=0) if n_t else np.zeros(n_s, dtype=int)
-    hole_row = holes.argmax(axis=0) if holes is not None else np.zeros(n_s, dtype=int)
-
-    for j, sym in enumerate(symbols):
-        if not has_any[j]:
-            reason = "no data: no valid close"
-        elif bad_any[j]:
-            r = int(bad_row[j])
-            reason = (f"invalid prices: close must be a finite price > 0, got "
-                      f"{float(close[r, j])!r} at {_fmt_time(index, r)}")
-        elif holes_any[j]:
-            r = int(hole_row[j])
-            reason = (f"missing data: close is NaN at {_fmt_time(index, r)} inside its history "
-                      f"(nan_policy='raise'; use nan_policy='ffill' to carry the last close)")
+    skipped: dict[str, str] = {}
+    for j, sym in enumerate(uni.symbols):
+        if found.kind[j] != checks.OK:
+            reason = checks.reason(found, j, uni.index)
         elif bars[j] < min_bars:
             reason = f"too short: {int(bars[j])} bars < min_bars {min_bars}"
         elif min_price is not None and not last_close[j] >= min_price:
@@ -290,108 +235,63 @@ def _prefilter(
         else:
             continue
         skipped[sym] = reason
-    keep = np.array([s not in skipped for s in symbols], dtype=bool)
+    keep = np.array([s not in skipped for s in uni.symbols], dtype=bool)
     extra = {"bars": bars, "close": last_close, "dollar_volume": dollar}
     return keep, skipped, extra
 
 
-def _limit_bytes(memory_limit: Any) -> int:
-    """Bytes of a memory limit: an int, or a string such as "4GiB" / "50%" where the engine
-    understands those."""
-    from .memory import parse_memory_limit
-
-    return int(parse_memory_limit(memory_limit))
-
-
-def _chunk_size(n_symbols: int, n_bars: int, chunk_symbols: int | None,
-                memory_limit: int | None) -> int:
-    if chunk_symbols is not None:
-        if int(chunk_symbols) < 1:
-            raise ValueError(f"chunk_symbols must be >= 1, got {chunk_symbols!r}")
-        return int(chunk_symbols)
-    size = _DEFAULT_CHUNK
-    if memory_limit is not None:
-        size = _limit_bytes(memory_limit) // max(1, n_bars * _BYTES_PER_SYMBOL_BAR)
-        if size < 1:
-            raise ValueError(
-                f"memory_limit={memory_limit} bytes cannot hold one symbol of {n_bars} bars "
-                f"(about {n_bars * _BYTES_PER_SYMBOL_BAR} bytes needed)")
-    return max(1, min(size, max(n_symbols, 1)))
+def _dollar_volume(uni: Universe, close: np.ndarray, n_last: int) -> np.ndarray:
+    """Mean close × volume over each symbol's last `n_last` rows (NaN without volume)."""
+    n_t, n_s = close.shape
+    if uni.volume is None or not n_t:
+        return np.full(n_s, np.nan)
+    vol = uni.volume.to_numpy(dtype=float, na_value=np.nan)
+    tail = slice(max(0, n_t - n_last), n_t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
+        return np.nanmean(close[tail] * vol[tail], axis=0)
 
 
-def _compute_chunks(
+@contextmanager
+def _recorded(caught: list):
+    """Collect the engine's warnings into `caught` instead of showing them once per chunk."""
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        yield
+    caught.extend(w)
+
+
+def _latest_rows(
     close: pd.DataFrame, cfg: ATCConfig, *, backend: str, chunk_symbols: int | None,
-    memory_limit: int | None, skipped: dict[str, str], caught: list,
-    bar: Any,
-) -> Iterator[Any]:
-    """Yield ATCResults over chunks of `close`'s columns; bad symbols go to `skipped`.
+    memory_limit: Any, skipped: dict[str, str], caught: list, bar: Any,
+) -> Iterator[pd.DataFrame]:
+    """Yield ``latest()`` of each chunk :func:`gpu_trend.iter_atc` computes.
 
-    Uses :func:`gpu_trend.iter_atc` when the engine provides it, and ``compute_atc`` over
-    column slices otherwise (or for whatever is left when ``iter_atc`` stops on a bad symbol).
-    Engine warnings are collected into `caught` rather than shown once per chunk.
+    On the GPU each chunk is uploaded and its results stay on the device: only the ``latest()``
+    table comes back. A symbol the engine refuses (the prefilter runs the same check, so this
+    is a safety net) goes to `skipped`, and the scan restarts without it: the engine checks the
+    whole universe before its first chunk, so nothing has been computed yet.
     """
-    import gpu_trend
-
-    ATCInputError = gpu_trend.ATCInputError
-    done: set[str] = set()
-    iter_atc = getattr(gpu_trend, "iter_atc", None)
-    if iter_atc is not None and close.shape[1]:
-        kwargs: dict[str, Any] = {"backend": backend}
-        if chunk_symbols is not None:
-            kwargs["chunk_symbols"] = chunk_symbols
-        if memory_limit is not None:
-            kwargs["memory_limit"] = memory_limit
-        chunks = iter(iter_atc(close, cfg, **kwargs))
-        while True:
-            # Warnings are caught around each step only, never while the caller holds a chunk.
-            with warnings.catch_warnings(record=True) as w:
-                warnings.simplefilter("always")
-                try:
-                    res = next(chunks)
-                except StopIteration:
-                    res = None
-                except ATCInputError as exc:
-                    # The prefilter should have caught it; the rest is computed below, in
-                    # slices that can drop one symbol and carry on.
-                    if exc.symbol is None or str(exc.symbol) not in close.columns:
-                        raise
-                    skipped[str(exc.symbol)] = f"error: {exc}"
-                    done.add(str(exc.symbol))
-                    bar.update(1)
-                    res = None
-            caught.extend(w)
-            if res is None:
-                break
-            done.update(res.symbols)
-            bar.update(len(res.symbols))
-            yield res
-    rest = [c for c in close.columns if c not in done]
-    if not rest:
+    on_device = resolve_backend(backend) == "gpu"
+    while close.shape[1]:
+        chunks = iter_atc(close, cfg, backend=backend, chunk_symbols=chunk_symbols,
+                          memory_limit=memory_limit, on_device=on_device)
+        try:
+            with _recorded(caught):
+                res = next(chunks, None)
+        except ATCInputError as exc:
+            if exc.symbol is None or str(exc.symbol) not in close.columns:
+                raise
+            skipped[str(exc.symbol)] = f"error: {exc}"
+            close = close.drop(columns=[str(exc.symbol)])
+            bar.update(1)
+            continue
+        while res is not None:
+            bar.update(res.n_symbols)
+            yield res.latest()
+            with _recorded(caught):
+                res = next(chunks, None)
         return
-    compute = gpu_trend.compute_atc
-    size = _chunk_size(len(rest), close.shape[0], chunk_symbols, memory_limit)
-    kwargs = {"backend": backend}
-    if memory_limit is not None:
-        kwargs["memory_limit"] = memory_limit
-    for start in range(0, len(rest), size):
-        chunk = list(rest[start:start + size])
-        while chunk:
-            with warnings.catch_warnings(record=True) as w:
-                warnings.simplefilter("always")
-                try:
-                    res = compute(close[chunk], cfg, **kwargs)
-                except ATCInputError as exc:
-                    if exc.symbol is None or str(exc.symbol) not in chunk:
-                        raise
-                    skipped[str(exc.symbol)] = f"error: {exc}"
-                    chunk.remove(str(exc.symbol))
-                    bar.update(1)
-                    res = None
-            caught.extend(w)
-            if res is not None:
-                bar.update(len(chunk))
-                yield res
-                break
 
 
 def _rank(frame: pd.DataFrame) -> pd.DataFrame:
@@ -492,18 +392,8 @@ def scan(
     """
     t_start = time.perf_counter()
     cfg = as_config(config)
-    if top is not None and int(top) < 1:
-        raise ValueError(f"top must be >= 1, got {top!r}")
-    if min_signal is not None and (not math.isfinite(min_signal) or min_signal < 0):
-        raise ValueError(f"min_signal must be a finite number >= 0, got {min_signal!r}")
-    if dollar_volume_bars < 1:
-        raise ValueError(f"dollar_volume_bars must be >= 1, got {dollar_volume_bars!r}")
-    if min_bars is None:
-        min_bars = default_min_bars(cfg)
-    elif int(min_bars) < 1:
-        raise ValueError(f"min_bars must be >= 1, got {min_bars!r}")
-    min_bars = int(min_bars)
-
+    min_bars = _check_scan_args(cfg, top=top, min_signal=min_signal, min_bars=min_bars,
+                                dollar_volume_bars=dollar_volume_bars)
     # The scan needs close and volume only: not loading OHLC saves a third of the read.
     opts = {"fields": ("close", "volume"), **dict(read_options or {})}
     uni = universe if isinstance(universe, Universe) else read_universe(universe, **opts)
@@ -511,64 +401,25 @@ def scan(
         raise ValueError("min_dollar_volume needs volume data, and this universe has none")
     t_load = time.perf_counter()
 
-    skipped = {s: f"invalid prices: {r}" if not r.startswith("no valid close")
-               else f"no data: {r}" for s, r in uni.rejected.items()}
-    keep, pre_skipped, extra = _prefilter(
+    keep, skipped, extra = _prefilter(
         uni, cfg, min_bars=min_bars, min_price=min_price,
         min_dollar_volume=min_dollar_volume, dollar_volume_bars=int(dollar_volume_bars))
-    skipped.update(pre_skipped)
+    skipped = {**uni.rejected, **skipped}  # the reader's reasons use the same wording
     close = uni.close.loc[:, keep]
     t_filter = time.perf_counter()
 
-    from tqdm.auto import tqdm
-
     caught: list = []
-    rows = []
-    backend_used = None
-    with tqdm(total=close.shape[1], unit="sym", desc="ATC scan", leave=False,
-              disable=not _show_progress(progress), file=sys.stderr) as bar:
-        for res in _compute_chunks(close, cfg, backend=backend, chunk_symbols=chunk_symbols,
-                                   memory_limit=memory_limit, skipped=skipped, caught=caught,
-                                   bar=bar):
-            backend_used = backend_used or res.backend
-            rows.append(res.latest())
+    latest = _compute_latest(close, cfg, backend=backend, chunk_symbols=chunk_symbols,
+                             memory_limit=memory_limit, skipped=skipped, caught=caught,
+                             progress=progress)
     t_compute = time.perf_counter()
 
-    if backend_used is None:
-        from .backend import resolve_backend
-
-        backend_used = resolve_backend(backend)
-    latest = pd.concat(rows) if rows else pd.DataFrame(
-        columns=["time", "average_signal", "direction", *FAMILIES, "bars_since_long",
-                 "bars_since_short"], index=pd.Index([], name="symbol"))
-    pos = pd.Series(np.arange(uni.n_symbols), index=uni.symbols)
-    sel = pos.reindex(latest.index).to_numpy()
-    for name in ("close", "dollar_volume", "bars"):
-        latest[name] = extra[name][sel] if len(sel) else np.array([], dtype=float)
-    latest = latest.astype({"bars": "int64", "bars_since_long": float,
-                            "bars_since_short": float})
-    ranked = _rank(latest)[list(TABLE_COLUMNS)]
-    ranked.index.name = "symbol"
-
+    ranked = _rank(_with_columns(latest, uni, extra))[list(TABLE_COLUMNS)]
     lo = cfg.long_threshold if min_signal is None else float(min_signal)
     hi = cfg.short_threshold if min_signal is None else -float(min_signal)
-    a = ranked["average_signal"]
-    longs = ranked[(a >= lo) & (a > 0)]
-    shorts = ranked[(a <= hi) & (a < 0)]
-    if top is not None:
-        longs, shorts = longs.head(int(top)), shorts.head(int(top))
-        table = ranked.loc[ranked.index.isin(longs.index) | ranked.index.isin(shorts.index)]
-    else:
-        table = ranked[(a >= lo) | (a <= hi)]
-    table = table.copy()
+    table = _hits(ranked, lo, hi, top)
     t_end = time.perf_counter()
 
-    # Each chunk repeats the engine's warnings; pass each on once.
-    seen: dict[str, type] = {}
-    for w in caught:
-        seen.setdefault(str(w.message), w.category)
-    for msg, category in seen.items():
-        warnings.warn(msg, category, stacklevel=2)
     return ScanResult(
         table=table,
         all=ranked,
@@ -577,10 +428,71 @@ def scan(
                  "compute": t_compute - t_filter, "rank": t_end - t_compute,
                  "total": t_end - t_start},
         config=cfg,
-        backend=backend_used,
+        backend=resolve_backend(backend),
         n_symbols=uni.n_symbols + len(uni.rejected),
         n_bars=uni.n_bars,
         long_threshold=lo,
         short_threshold=hi,
-        warnings=list(seen),
+        warnings=_warn_once(caught),
     )
+
+
+def _check_scan_args(cfg: ATCConfig, *, top, min_signal, min_bars, dollar_volume_bars) -> int:
+    """Validate the scan's own arguments; returns `min_bars` with its default filled in."""
+    if top is not None and int(top) < 1:
+        raise ValueError(f"top must be >= 1, got {top!r}")
+    if min_signal is not None and (not math.isfinite(min_signal) or min_signal < 0):
+        raise ValueError(f"min_signal must be a finite number >= 0, got {min_signal!r}")
+    if dollar_volume_bars < 1:
+        raise ValueError(f"dollar_volume_bars must be >= 1, got {dollar_volume_bars!r}")
+    if min_bars is None:
+        return default_min_bars(cfg)
+    if int(min_bars) < 1:
+        raise ValueError(f"min_bars must be >= 1, got {min_bars!r}")
+    return int(min_bars)
+
+
+def _compute_latest(close: pd.DataFrame, cfg: ATCConfig, *, progress, **kwargs) -> pd.DataFrame:
+    """The engine's ``latest()`` rows of every computable column of `close`, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=close.shape[1], unit="sym", desc="ATC scan", leave=False,
+              disable=not _show_progress(progress), file=sys.stderr) as bar:
+        rows = list(_latest_rows(close, cfg, bar=bar, **kwargs))
+    if rows:
+        return pd.concat(rows)
+    return pd.DataFrame(columns=["time", "average_signal", "direction", *FAMILIES,
+                                 "bars_since_long", "bars_since_short"],
+                        index=pd.Index([], name="symbol"))
+
+
+def _with_columns(latest: pd.DataFrame, uni: Universe, extra: dict) -> pd.DataFrame:
+    """`latest` with the prefilter's per-symbol columns (close, dollar volume, bars)."""
+    pos = pd.Series(np.arange(uni.n_symbols), index=uni.symbols)
+    sel = pos.reindex(latest.index).to_numpy()
+    latest = latest.copy()
+    for name in ("close", "dollar_volume", "bars"):
+        latest[name] = extra[name][sel] if len(sel) else np.array([], dtype=float)
+    latest.index.name = "symbol"
+    return latest.astype({"bars": "int64", "bars_since_long": float,
+                          "bars_since_short": float})
+
+
+def _hits(ranked: pd.DataFrame, lo: float, hi: float, top: int | None) -> pd.DataFrame:
+    """The ranked symbols at or beyond the long (`lo`) or short (`hi`) level, `top` of each."""
+    a = ranked["average_signal"]
+    if top is None:
+        return ranked[(a >= lo) | (a <= hi)].copy()
+    longs = ranked[(a >= lo) & (a > 0)].head(int(top))
+    shorts = ranked[(a <= hi) & (a < 0)].head(int(top))
+    return ranked.loc[ranked.index.isin(longs.index) | ranked.index.isin(shorts.index)].copy()
+
+
+def _warn_once(caught: list) -> list:
+    """Pass each distinct engine warning on once (every chunk repeats them); their messages."""
+    seen: dict[str, type] = {}
+    for w in caught:
+        seen.setdefault(str(w.message), w.category)
+    for msg, category in seen.items():
+        warnings.warn(msg, category, stacklevel=3)
+    return list(seen)

@@ -14,7 +14,10 @@ import pandas as pd
 import pytest
 
 from gpu_trend._version import __version__
+from gpu_trend.backend import BACKENDS
 from gpu_trend.cli import main
+from gpu_trend.config import NAN_POLICIES, ROBUSTNESS_OFFSETS
+from gpu_trend.io import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,6 +127,9 @@ def test_scan_wide_csv_with_options(tmp_path, capsys):
     (["scan", "{data}", "--columns", "close=nope"], 1, ["'nope' (given for 'close') not found"]),
     (["scan", "{data}", "--columns", "close"], 1, ["FIELD=NAME"]),
     (["frobnicate"], 2, ["invalid choice"]),
+    (["scan", "{data}", "--out", "chart.png"], 1, [".csv, .parquet, .json, .pq"]),
+    (["plot", "{data}", "UPA", "--out", "chart.txt"], 1, ["must end in .png"]),
+    (["bench", "--frobnicate"], 2, ["gpu-trend bench: error: unrecognized arguments"]),
 ])
 def test_errors_are_one_line(long_file, tmp_path, capsys, args, code, fragments):
     args = [a.replace("{data}", str(long_file)) for a in args]
@@ -209,12 +215,38 @@ def test_demo_is_deterministic(capsys):
     assert without_timings(first) == without_timings(second)
 
 
-def test_builtin_bench(capsys):
-    assert main(["bench", "--builtin", "--symbols", "20", "--bars", "200",
-                 "--backend", "cpu"]) == 0
-    out = capsys.readouterr().out
-    assert "built-in benchmark: 20 symbols × 200 bars on cpu" in out
-    assert "read Parquet" in out and "ms per symbol" in out
+def test_bench_scan_in_process(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--scan", "--symbols", "20", "--bars", "200", "--repeat", "1",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "20 symbols, scan files: read Parquet" in text
+    (record,) = json.loads(out.read_text())["runs"]
+    assert record["mode"] == "scan files" and record["symbols"] == 20
+    assert record["read_s"] + record["scan_s"] + record["write_s"] == pytest.approx(
+        record["median_s"])
+
+
+def test_bench_needs_no_checkout(tmp_path):
+    # The harness is part of the package: nothing is looked up in benchmarks/ or the cwd.
+    proc = run("bench", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: gpu-trend bench")
+    assert "--scan" in proc.stdout and "--universe" in proc.stdout
+
+
+@pytest.mark.parametrize("option, values", [
+    ("--robustness", tuple(ROBUSTNESS_OFFSETS)),
+    ("--nan-policy", NAN_POLICIES),
+    ("--backend", BACKENDS),
+    ("--format", FORMATS),
+])
+def test_choices_are_the_library_constants(long_file, capsys, option, values):
+    with pytest.raises(SystemExit):
+        main(["scan", str(long_file), option, "nope"])
+    listed = re.search(r"\(choose from (.*?)\)", capsys.readouterr().err).group(1)
+    # Python versions differ on quoting the choices.
+    assert [v.strip("'") for v in listed.split(", ")] == list(values)
 
 
 def test_no_command_prints_help(capsys):

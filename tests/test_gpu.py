@@ -42,3 +42,29 @@ def test_cupy_in_cupy_out():
     host = gpu_trend.compute_atc(close, backend="cpu")
     np.testing.assert_array_equal(res.average_signal.get(), host.average_signal)
     assert res.latest().equals(host.latest())
+
+
+def test_host_input_streamed_to_device_results():
+    """iter_atc(on_device=True): host chunks uploaded, results kept on the device."""
+    import cupy
+
+    rng = np.random.default_rng(1)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, (300, 500)), axis=1))
+    close[7, :120] = np.nan
+    parts = list(gpu_trend.iter_atc(close, backend="gpu", chunk_symbols=128, on_device=True))
+    assert [p.n_symbols for p in parts] == [128, 128, 44]
+    assert all(isinstance(p.average_signal, cupy.ndarray) for p in parts)
+    host = gpu_trend.compute_atc(close, backend="cpu")
+    np.testing.assert_array_equal(np.concatenate([p.average_signal.get() for p in parts]),
+                                  host.average_signal)
+
+
+def test_gpu_scan_equals_cpu_scan():
+    from gpu_trend.demo import demo_universe
+
+    uni = demo_universe(n_symbols=200, n_bars=400, seed=3)
+    dev = gpu_trend.scan(uni, backend="gpu", progress=False, min_signal=0.0)
+    host = gpu_trend.scan(uni, backend="cpu", progress=False, min_signal=0.0)
+    assert dev.backend == "gpu" and dev.skipped == host.skipped
+    import pandas as pd
+    pd.testing.assert_frame_equal(dev.all, host.all)

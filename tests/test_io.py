@@ -156,10 +156,12 @@ def test_invalid_prices_are_rejected_with_reasons(tmp_path):
     u = read_universe(path)
     assert u.symbols == ["AAA", "BBB"]
     assert set(u.rejected) == {"NEG", "ZERO", "INF", "EMPTY"}
-    assert u.rejected["NEG"] == "non-positive close -2.0 at 2024-03-01 03:00:00 (bar 3)"
-    assert u.rejected["ZERO"].startswith("non-positive close 0.0 at 2024-03-01 05:00:00")
-    assert u.rejected["INF"].startswith("infinite close inf at 2024-03-01 01:00:00")
-    assert u.rejected["EMPTY"] == "no valid close"
+    # The engine's wording (gpu_trend.checks), filed under the scanner's categories.
+    assert u.rejected["NEG"] == ("invalid prices: close must be a finite price > 0, got -2.0 at "
+                                 "bar 3 (2024-03-01 03:00:00)")
+    assert u.rejected["ZERO"].endswith("got 0.0 at bar 5 (2024-03-01 05:00:00)")
+    assert u.rejected["INF"].endswith("got inf at bar 1 (2024-03-01 01:00:00)")
+    assert u.rejected["EMPTY"] == "no data: no valid close"
     assert list(u.volume.columns) == ["AAA", "BBB"]
     # validate=False keeps everything as it is.
     raw = read_universe(path, validate=False)
@@ -176,7 +178,8 @@ def test_non_numeric_close_in_csv_is_rejected(tmp_path):
     )
     u = read_universe(path)
     assert u.symbols == ["AAA"]
-    assert u.rejected == {"BBB": "non-numeric close 'oops' at 2024-03-01 02:00:00 (bar 2)"}
+    assert u.rejected == {"BBB": "invalid prices: close must be a finite price > 0, got 'oops' "
+                                 "at bar 2 (2024-03-01 02:00:00)"}
     np.testing.assert_array_equal(u.close["AAA"].to_numpy(), [1.5, 1.6, 1.7])
 
 

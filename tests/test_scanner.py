@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import gpu_trend
+from gpu_trend import engine, scanner
 from gpu_trend.config import FAMILIES, ATCConfig
 from gpu_trend.io import Universe
 from gpu_trend.scanner import TABLE_COLUMNS, ScanResult, default_min_bars, scan
@@ -53,17 +54,6 @@ def universe(frames) -> Universe:
     return Universe(close=close, volume=volume)
 
 
-@pytest.fixture(params=["iter_atc", "slices"])
-def engine_path(request, monkeypatch):
-    """Run a test through iter_atc (when the engine has it) and through compute_atc slices."""
-    if request.param == "iter_atc":
-        if not hasattr(gpu_trend, "iter_atc"):
-            pytest.skip("the engine has no iter_atc yet")
-    else:
-        monkeypatch.delattr(gpu_trend, "iter_atc", raising=False)
-    return request.param
-
-
 GOOD = ["U0", "U1", "U2", "D0", "D1", "D2", "CHEAP", "ILLIQ"]
 
 
@@ -81,7 +71,7 @@ def test_default_min_bars():
     assert default_min_bars(ATCConfig(lengths=(10, 10, 10, 40, 10, 10))) == 2 * 46 - 2 + 1
 
 
-def test_every_symbol_is_scanned_or_skipped_with_its_reason(universe, frames, engine_path):
+def test_every_symbol_is_scanned_or_skipped_with_its_reason(universe, frames):
     res = scan(universe, backend="cpu", min_price=1.0, min_dollar_volume=1e5, progress=False,
                chunk_symbols=3)
     close, _ = frames
@@ -91,9 +81,10 @@ def test_every_symbol_is_scanned_or_skipped_with_its_reason(universe, frames, en
     assert set(res.all.index) | set(res.skipped) == set(close.columns)
     sk = res.skipped
     assert sk["SHORT"] == "too short: 40 bars < min_bars 67"
-    assert sk["NEG"].startswith("invalid prices: close must be a finite price > 0, got -1.0 at "
-                                "2023-04-12 00:00:00 (bar 100)")
-    assert sk["GAP"].startswith("missing data: close is NaN at 2023-06-01 00:00:00 (bar 150)")
+    assert sk["NEG"] == ("invalid prices: close must be a finite price > 0, got -1.0 at "
+                         "bar 100 (2023-04-12 00:00:00)")
+    assert sk["GAP"].startswith("missing data: close is NaN at bar 150 (2023-06-01 00:00:00), "
+                                "inside its history")
     assert sk["EMPTY"] == "no data: no valid close"
     assert sk["CHEAP"].startswith("min_price: last close 0.")
     assert sk["CHEAP"].endswith("< 1")
@@ -101,7 +92,7 @@ def test_every_symbol_is_scanned_or_skipped_with_its_reason(universe, frames, en
     assert res.n_symbols == close.shape[1] and res.n_bars == N_BARS
 
 
-def test_values_match_the_engine_and_ranking(universe, frames, engine_path):
+def test_values_match_the_engine_and_ranking(universe, frames):
     close, volume = frames
     res = scan(universe, backend="cpu", progress=False, min_signal=0.0, chunk_symbols=2)
     assert sorted(res.all.index) == sorted(GOOD)
@@ -175,7 +166,8 @@ def test_input_forms_path_and_dataframe(tmp_path, frames):
     assert set(from_path.elapsed) == {"load", "filter", "compute", "rank", "total"}
     # A DataFrame goes through the reader's validation: bad prices land in skipped.
     res = scan(close, backend="cpu", progress=False)
-    assert res.skipped["NEG"].startswith("invalid prices: non-positive close -1.0 at 2023-04-12")
+    assert res.skipped["NEG"].startswith("invalid prices: close must be a finite price > 0, "
+                                         "got -1.0 at bar 100 (2023-04-12")
     assert res.skipped["EMPTY"] == "no data: no valid close"
     long = good.stack().rename("close").reset_index()
     long.columns = ["time", "symbol", "close"]
@@ -190,47 +182,74 @@ def test_nan_policy_ffill_scans_the_gap_symbol(universe):
     assert "GAP" in res.all.index
 
 
-def test_compute_errors_go_to_skipped(universe, monkeypatch):
-    monkeypatch.delattr(gpu_trend, "iter_atc", raising=False)
-    real = gpu_trend.compute_atc
-    calls = []
+@pytest.fixture
+def engine_refuses(monkeypatch):
+    """Make the engine's input check refuse symbols the scanner's prefilter let through.
 
-    def flaky(close, config=None, **kw):
-        calls.append(list(close.columns))
-        if "U1" in close.columns:
-            raise gpu_trend.ATCInputError("symbol 'U1': synthetic failure", symbol="U1", bar=7)
-        return real(close, config, **kw)
+    Returns the list of symbol lists the engine was asked to compute; set ``refuse[0]`` to the
+    symbol to refuse (None: an error naming no symbol).
+    """
+    real = engine.Workload.check
+    calls: list = []
+    refuse: list = ["U1"]
 
-    monkeypatch.setattr(gpu_trend, "compute_atc", flaky)
+    def check(self, plan):
+        calls.append(list(self.names))
+        if refuse[0] is None:
+            raise gpu_trend.ATCInputError("something global")
+        if refuse[0] in self.names:
+            raise gpu_trend.ATCInputError(f"symbol {refuse[0]!r}: synthetic failure",
+                                          symbol=refuse[0], bar=7)
+        return real(self, plan)
+
+    monkeypatch.setattr(engine.Workload, "check", check)
+    return calls, refuse
+
+
+def test_compute_errors_go_to_skipped(universe, engine_refuses):
+    calls, _ = engine_refuses
     res = scan(universe, backend="cpu", progress=False, chunk_symbols=4, min_signal=0.0)
     assert res.skipped["U1"] == "error: symbol 'U1': synthetic failure"
-    assert "U1" not in res.all.index
-    assert {"U0", "U2", "D0"} <= set(res.all.index)
-    # The chunk was retried without U1 rather than dropped.
-    assert any("U0" in c and "U1" not in c for c in calls)
+    assert sorted(res.all.index) == sorted(s for s in GOOD if s != "U1")
+    # The universe was checked again without U1, not dropped.
+    assert "U1" in calls[0] and "U1" not in calls[1] and "U0" in calls[1]
+    want = direct(universe.close, [s for s in GOOD if s != "U1"])
+    np.testing.assert_array_equal(res.all.loc[want.index, "average_signal"],
+                                  want["average_signal"])
 
 
-def test_unattributable_compute_error_propagates(universe, monkeypatch):
-    monkeypatch.delattr(gpu_trend, "iter_atc", raising=False)
-
-    def broken(close, config=None, **kw):
-        raise gpu_trend.ATCInputError("something global")
-
-    monkeypatch.setattr(gpu_trend, "compute_atc", broken)
+def test_unattributable_compute_error_propagates(universe, engine_refuses):
+    engine_refuses[1][0] = None
     with pytest.raises(gpu_trend.ATCInputError, match="something global"):
         scan(universe, backend="cpu", progress=False)
 
 
-def test_chunking_gives_the_same_table(universe, monkeypatch):
-    monkeypatch.delattr(gpu_trend, "iter_atc", raising=False)
+def test_chunking_gives_the_same_table(universe):
     one = scan(universe, backend="cpu", progress=False, min_signal=0.0)
     many = scan(universe, backend="cpu", progress=False, min_signal=0.0, chunk_symbols=1)
     pd.testing.assert_frame_equal(one.all, many.all)
-    bounded = scan(universe, backend="cpu", progress=False, min_signal=0.0,
-                   memory_limit=2 * N_BARS * 8 * 48)
+    bounded = scan(universe, backend="cpu", progress=False, min_signal=0.0, memory_limit=400_000)
     pd.testing.assert_frame_equal(one.all, bounded.all)
-    with pytest.raises(ValueError, match="memory_limit"):
+    with pytest.raises(gpu_trend.MemoryBudgetError, match="raise memory_limit"):
         scan(universe, backend="cpu", progress=False, memory_limit=100)
+
+
+def test_the_scan_computes_through_iter_atc_with_its_budget(universe, monkeypatch):
+    """One compute path: the engine's iter_atc, given the scan's chunking and budget."""
+    seen = []
+    real = scanner.iter_atc
+
+    def spy(close, config=None, **kwargs):
+        seen.append(kwargs)
+        return real(close, config, **kwargs)
+
+    monkeypatch.setattr(scanner, "iter_atc", spy)
+    res = scan(universe, backend="cpu", progress=False, min_signal=0.0, chunk_symbols=3,
+               memory_limit="1GiB")
+    assert seen == [dict(backend="cpu", chunk_symbols=3, memory_limit="1GiB", on_device=False)]
+    want = direct(universe.close, GOOD)
+    np.testing.assert_array_equal(res.all.loc[want.index, "average_signal"],
+                                  want["average_signal"])
 
 
 def test_argument_errors(frames):
@@ -296,44 +315,6 @@ def test_summary_text(universe):
     assert "backend cpu" in text
     assert res.long.index[0] in text
     assert "ScanResult(" in repr(res)
-
-
-def _fake_iter_atc(fail_on: str | None = None, seen: list | None = None):
-    """An iter_atc with the engine's contract, built on compute_atc, to drive the scanner's
-    iter_atc path whether or not the engine provides one yet."""
-    compute = gpu_trend.compute_atc
-
-    def iter_atc(close, config=None, *, chunk_symbols=None, memory_limit=None,
-                 backend="auto", members=False):
-        if seen is not None:
-            seen.append({"chunk_symbols": chunk_symbols, "memory_limit": memory_limit})
-        step = chunk_symbols or 2
-        cols = list(close.columns)
-        for i in range(0, len(cols), step):
-            part = cols[i:i + step]
-            if fail_on in part:
-                raise gpu_trend.ATCInputError(f"symbol {fail_on!r}: bad", symbol=fail_on)
-            yield compute(close[part], config, backend=backend, members=members)
-
-    return iter_atc
-
-
-def test_iter_atc_path_is_used_and_matches_slices(universe, monkeypatch):
-    monkeypatch.delattr(gpu_trend, "iter_atc", raising=False)
-    slices = scan(universe, backend="cpu", progress=False, min_signal=0.0)
-    seen: list = []
-    monkeypatch.setattr(gpu_trend, "iter_atc", _fake_iter_atc(seen=seen), raising=False)
-    via_iter = scan(universe, backend="cpu", progress=False, min_signal=0.0, chunk_symbols=3,
-                    memory_limit=10**9)
-    assert seen == [{"chunk_symbols": 3, "memory_limit": 10**9}]
-    pd.testing.assert_frame_equal(slices.all, via_iter.all)
-
-
-def test_iter_atc_failure_falls_back_for_the_rest(universe, monkeypatch):
-    monkeypatch.setattr(gpu_trend, "iter_atc", _fake_iter_atc(fail_on="D0"), raising=False)
-    res = scan(universe, backend="cpu", progress=False, min_signal=0.0, chunk_symbols=2)
-    assert res.skipped["D0"] == "error: symbol 'D0': bad"
-    assert sorted(res.all.index) == sorted(s for s in GOOD if s != "D0")
 
 
 def test_engine_warnings_are_passed_on_once(universe):
