@@ -4,8 +4,8 @@ usage: python benchmarks/ab_rev.py REV [--symbols 1000] [--bars 1500] [--rounds 
 
 REV's ``gpu_trend`` and ``cpu_fallback`` packages are extracted with ``git archive`` into a
 temporary folder and imported under other names (``gpu_trend_ab`` and ``cpu_fallback_ab``), so
-both engines run in this process on the same prices, one call each per round, after a warm-up
-call that compiles them. Medians and the ratio of medians are printed, and the outputs are
+both engines run in this process on the same prices, one call each per round (the first of the
+two alternating), after a warm-up call that compiles them. Medians and the ratio of medians are printed, and the outputs are
 checked bit for bit: a refactor must not change a value.
 """
 
@@ -67,8 +67,9 @@ def main(argv=None) -> int:
             np.testing.assert_array_equal(*(getattr(r, key) for r in results.values()),
                                           err_msg=key)
         times: dict[str, list] = {name: [] for name in engines}
-        for _ in range(args.rounds):
-            for name, mod in engines.items():
+        for i in range(args.rounds):
+            # Who goes first alternates too, so neither always runs on a warmer cache.
+            for name, mod in list(engines.items())[::1 if i % 2 == 0 else -1]:
                 t0 = time.perf_counter()
                 mod.compute_atc(close, backend="cpu")
                 times[name].append(time.perf_counter() - t0)
