@@ -78,7 +78,8 @@ def check_symbols(close, source=None, *, nan_policy: str = "raise") -> SymbolChe
     Within one symbol the first finding in this order is reported: a close
     that is not a finite price > 0, an infinite source, then (only with
     ``nan_policy="raise"``) a NaN close or source inside its history (from
-    its first valid close on); a symbol with no valid close is ``NO_DATA``.
+    its first valid close on), or (``"skip"``, whose closes have no holes
+    left) a NaN source on a bar; a symbol with no valid close is ``NO_DATA``.
 
     Parameters
     ----------
@@ -109,8 +110,8 @@ def check_symbols(close, source=None, *, nan_policy: str = "raise") -> SymbolChe
         checks.append((BAD_SOURCE, lambda: xp.isinf(source)))
     if nan_policy == "raise":
         checks.append((CLOSE_HOLE, lambda: in_history() & ~valid))
-        if separate:
-            checks.append((SOURCE_HOLE, lambda: in_history() & xp.isnan(source)))
+    if separate and nan_policy in ("raise", "skip"):
+        checks.append((SOURCE_HOLE, lambda: in_history() & xp.isnan(source)))
     for code, make in checks:
         mask = make()
         new = mask.any(axis=1) & ((kind == OK) | (kind == NO_DATA))
@@ -129,8 +130,16 @@ def check_symbols(close, source=None, *, nan_policy: str = "raise") -> SymbolChe
                         start=to_host(start).astype(np.int64))
 
 
-def bar_label(index, bar: int) -> str:
-    """``"bar 33 (2024-02-19)"``, or ``"bar 33"`` when the bars carry no labels of their own."""
+def bar_label(index, bar: int, positions=None) -> str:
+    """``"bar 33 (2024-02-19)"``, or ``"bar 33"`` when the bars carry no labels of their own.
+
+    With ``positions`` (one symbol's row of :func:`gpu_trend.calendars.right_align`), ``bar``
+    is a packed column: the label is its time and the number counts the symbol's own bars.
+    """
+    if positions is not None:
+        own = bar - int((positions < 0).sum())
+        pos = int(positions[bar]) if 0 <= bar < len(positions) else -1
+        return f"bar {own}" if pos < 0 else f"bar {own} ({index[pos]})"
     if index is None or isinstance(index, pd.RangeIndex):
         return f"bar {bar}"
     try:
@@ -139,7 +148,7 @@ def bar_label(index, bar: int) -> str:
         return f"bar {bar}"
 
 
-def describe(checks: SymbolChecks, row: int, index=None, *, shown=None) -> str:
+def describe(checks: SymbolChecks, row: int, index=None, *, shown=None, positions=None) -> str:
     """The finding of symbol ``row`` in words (without the symbol's name).
 
     Parameters
@@ -151,11 +160,13 @@ def describe(checks: SymbolChecks, row: int, index=None, *, shown=None) -> str:
     shown : str, optional
         How to show the offending value (e.g. the raw text of a non-numeric
         cell); defaults to the float's repr.
+    positions : (T',) int array, optional
+        The symbol's row of packed positions, when the checks ran on packed bars.
     """
     kind, bar = int(checks.kind[row]), int(checks.bar[row])
     if shown is None:
         shown = repr(float(checks.value[row]))
-    at = bar_label(index, bar)
+    at = bar_label(index, bar, positions)
     if kind == BAD_CLOSE:
         return f"close must be a finite price > 0, got {shown} at {at}"
     if kind == BAD_SOURCE:
@@ -163,13 +174,15 @@ def describe(checks: SymbolChecks, row: int, index=None, *, shown=None) -> str:
     if kind in (CLOSE_HOLE, SOURCE_HOLE):
         what = "close" if kind == CLOSE_HOLE else "source"
         return (f"{what} is NaN at {at}, inside its history (first valid close at "
-                f"{bar_label(index, int(checks.start[row]))}); pass nan_policy='ffill' to carry "
-                f"the last close or 'pine' for the script's NaN semantics")
+                f"{bar_label(index, int(checks.start[row]), positions)}); pass nan_policy='skip' if that "
+                f"cell is not a bar of this symbol (its own calendar), nan_policy='ffill' to "
+                f"carry the last value or nan_policy='pine' for the script's NaN semantics")
     if kind == NO_DATA:
         return "no valid close"
     return "no problem found"
 
 
-def reason(checks: SymbolChecks, row: int, index=None, *, shown=None) -> str:
+def reason(checks: SymbolChecks, row: int, index=None, *, shown=None, positions=None) -> str:
     """:func:`describe` prefixed with the finding's category (``"invalid prices: …"``)."""
-    return f"{CATEGORY[int(checks.kind[row])]}: {describe(checks, row, index, shown=shown)}"
+    text = describe(checks, row, index, shown=shown, positions=positions)
+    return f"{CATEGORY[int(checks.kind[row])]}: {text}"

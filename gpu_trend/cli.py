@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 from ._version import __version__
 from .backend import BACKENDS
+from .calendars import CALENDARS
 from .config import NAN_POLICIES, ROBUSTNESS_OFFSETS
 from .files import IMAGE_SUFFIXES, TABLE_SUFFIXES
 from .io import FORMATS
@@ -73,6 +74,21 @@ def _add_read_options(p: argparse.ArgumentParser) -> None:
                    help="read a numeric time column as epoch timestamps in this unit")
     g.add_argument("--sort", action="store_true",
                    help="sort rows by time instead of rejecting out-of-order rows")
+
+
+def _max_age(text: str) -> int | str:
+    """A bar count (digits) or a time span pandas reads ("30D", "12h")."""
+    import pandas as pd
+
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        pd.Timedelta(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time span (30D, 12h) or a number of "
+                                         f"bars, got {text!r}") from None
+    return text
 
 
 def _memory_limit(text: str) -> int | str:
@@ -127,7 +143,6 @@ def _progress(args: argparse.Namespace) -> bool | None:
 # --------------------------------------------------------------------------------------------
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .io import read_universe
-    from .scanner import scan
 
     t0 = time.perf_counter()
     path = Path(args.path)
@@ -139,12 +154,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = _config(args)
     warm = _start_warm_up(cfg, args.backend)
     uni = read_universe(path, fields=("close", "volume"), **_read_options(args))
-    warm.join()
+    _wait_for_kernels(warm)
     t_read = time.perf_counter()
-    res = scan(uni, cfg, backend=args.backend, min_bars=args.min_bars,
-               min_price=args.min_price, min_dollar_volume=args.min_dollar_volume,
-               min_signal=args.min_signal, top=args.top, memory_limit=args.memory_limit,
-               progress=_progress(args))
+    res = _scan(uni, cfg, args, min_bars=args.min_bars, min_price=args.min_price,
+                min_dollar_volume=args.min_dollar_volume, min_signal=args.min_signal,
+                top=args.top, memory_limit=args.memory_limit, max_age=args.max_age,
+                calendar=args.calendar)
     t_scan = time.perf_counter()
     if args.out is not None:
         res.to_file(args.out, which="all" if args.all else "table")
@@ -152,7 +167,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         res.to_file(args.skipped_out, which="skipped")
     t_end = time.perf_counter()
     if not args.quiet:
-        print(res.summary(n=args.show))
+        print(_cli_syntax(res.summary(n=args.show)))
         if args.out is not None:
             rows = len(res.all) if args.all else len(res.table)
             print(f"\nwrote {rows} rows to {args.out}")
@@ -160,7 +175,46 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             print(f"wrote {len(res.skipped)} skipped symbols to {args.skipped_out}")
         print(f"wall time {t_end - t0:.2f} s (read + kernel load {t_read - t0:.2f}, "
               f"scan {t_scan - t_read:.2f}, write {t_end - t_scan:.2f})")
-    return 0
+    return _nothing_scanned(res)
+
+
+def _scan(uni: Any, cfg: Any, args: argparse.Namespace, **kwargs: Any):
+    """Run the scan, printing the engine's warnings as one line each (no source lines)."""
+    import warnings
+
+    from .scanner import scan
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        res = scan(uni, cfg, backend=args.backend, progress=_progress(args), **kwargs)
+    for message in res.warnings:
+        print(f"{PROG}: warning: {_cli_syntax(message)}", file=sys.stderr)
+    return res
+
+
+def _nothing_scanned(res: Any) -> int:
+    """Exit status 1, with the skip reasons by count, when no symbol could be scanned."""
+    if len(res.all) or not res.n_symbols:
+        return 0
+    counts = ", ".join(f"{k} {v}" for k, v in res.skip_counts().items())
+    example = next(iter(res.skipped.items()))
+    print(f"{PROG}: error: scanned 0 of {res.n_symbols} symbols ({counts}); e.g. "
+          f"{example[0]}: {_cli_syntax(example[1])}", file=sys.stderr)
+    return 1
+
+
+#: Library keywords in messages, and the options a command-line user types instead.
+_OPTION_OF = {"nan_policy": "--nan-policy", "max_age": "--max-age", "memory_limit":
+              "--memory-limit", "min_bars": "--min-bars", "calendar": "--calendar"}
+
+
+def _cli_syntax(text: str) -> str:
+    """Messages say ``nan_policy='ffill'`` to Python users; here that is ``--nan-policy ffill``."""
+    text = re.sub(r"\b(" + "|".join(_OPTION_OF) + r")=(['\"]?)([\w.-]+)\2",
+                  lambda m: f"{_OPTION_OF[m.group(1)]} {m.group(3)}", text)
+    text = re.sub(r"columns=\{'(\w+)': (\w+)\}", r"--columns \1=\2", text)
+    return re.sub(r"\b(" + "|".join(_OPTION_OF) + r")\b", lambda m: _OPTION_OF[m.group(1)],
+                  text)
 
 
 def _start_warm_up(cfg: Any, backend: str):
@@ -186,18 +240,30 @@ def _start_warm_up(cfg: Any, backend: str):
         except Exception:
             pass
 
+    from cpu_fallback.backend import in_disk_cache
+
     thread = threading.Thread(target=warm, name="gpu-trend-warm-up", daemon=True)
+    thread.cached = in_disk_cache()
     thread.start()
     return thread
+
+
+def _wait_for_kernels(warm: Any) -> None:
+    """Wait for the warm-up, saying why when it compiles (the first run: ~20 s of silence)."""
+    if warm.is_alive() and not warm.cached:
+        print(f"{PROG}: compiling the ATC kernels (first run only, about 20 s; later runs "
+              f"load them from Numba's cache)…", file=sys.stderr, flush=True)
+    warm.join()
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_universe
     from .io import write_universe
-    from .scanner import scan
 
     if args.out is not None:
         _check_out_path(args.out, tuple(TABLE_SUFFIXES))
+    cfg = _config(args)
+    warm = _start_warm_up(cfg, args.backend)
     t0 = time.perf_counter()
     uni = demo_universe(args.symbols, args.bars, args.seed)
     t_gen = time.perf_counter()
@@ -206,9 +272,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.save_data is not None:
         write_universe(uni, args.save_data, format="long")
         print(f"saved the demo data to {args.save_data}")
-    res = scan(uni, _config(args), backend=args.backend, top=args.top,
-               progress=_progress(args))
-    print(res.summary(n=args.top))
+    _wait_for_kernels(warm)
+    res = _scan(uni, cfg, args, top=args.top)
+    print(_cli_syntax(res.summary(n=args.top)))
     if args.out is not None:
         res.to_file(args.out)
         print(f"\nwrote {len(res.table)} rows to {args.out}")
@@ -283,6 +349,12 @@ def _add_scan_parser(sub: Any) -> None:
     f.add_argument("--min-price", type=float, metavar="P", help="skip last close below P")
     f.add_argument("--min-dollar-volume", type=float, metavar="V",
                    help="skip mean close×volume (last 20 bars) below V")
+    f.add_argument("--max-age", type=_max_age, metavar="AGE",
+                   help="skip symbols whose last bar is older than the newest by more than "
+                        "AGE: a time span (30D, 12h, 2W) or a number of bars")
+    f.add_argument("--calendar", choices=CALENDARS, default="own",
+                   help="own: each symbol on its own bars (default); union: on the grid of "
+                        "all timestamps, where other symbols' times are missing closes")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="FILE", help="write the table to .csv, .parquet or .json")
     o.add_argument("--all", action="store_true",
@@ -383,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one line, no traceback, for every failure (see module doc)
         if os.environ.get("GPU_TREND_DEBUG"):
             raise
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {_cli_syntax(_one_line(exc))}", file=sys.stderr)
         return 1
 
 

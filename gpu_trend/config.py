@@ -24,7 +24,7 @@ ROBUSTNESS_OFFSETS = {
     "Wide": (1, 3, 5, 7),
 }
 
-NAN_POLICIES = ("raise", "ffill", "pine")
+NAN_POLICIES = ("raise", "ffill", "pine", "skip")
 
 #: What drives the direction state machine: the Average_Signal or one family.
 DIRECTION_SOURCES = ("Average",) + FAMILIES
@@ -68,8 +68,13 @@ class ATCConfig:
     tie_rtol : float
         ``|c - m| <= tie_rtol * |c|`` counts as ``c == m`` in the member
         crossover tests; 0 means raw comparisons.
-    nan_policy : {"raise", "ffill", "pine"}
-        What a NaN close or source inside a symbol's history does.
+    nan_policy : {"raise", "ffill", "pine", "skip"}
+        What a NaN close or source inside a symbol's history does: raise an
+        error naming it, carry the last value forward, follow the script's
+        NaN arithmetic, or (``"skip"``) treat a cell without a close as not a
+        bar of that symbol, so that each symbol is computed on its own
+        calendar (for wide tables, where "no bar" and "missing close" look
+        the same).
     direction_source : {"Average", "EMA", ..., "KAMA"}
         Series that drives the direction (the script's signal selector).
     strategy_view : bool
@@ -173,11 +178,15 @@ class ATCConfig:
     def warmup_bars(self) -> int:
         """Bars from a symbol's listing to the first bar on which all 54 MAs can be valid.
 
-        ``max(ℓ_max − 1, 2·ℓ_DEMA,max − 2)``: the longest window fills on bar
-        ℓ − 1, and a DEMA's second EMA is seeded on bar 2ℓ − 2 (spec 3).
+        ``max(ℓ_max − 1, 2·ℓ_DEMA,max − 2)`` with ℓ_max over the EMA, SMA, WMA and
+        LSMA members: their windows (or EMA seeds) fill on bar ℓ − 1, and a
+        DEMA's second EMA is seeded on bar 2ℓ − 2. KAMA starts from zero and is
+        valid from the listing bar on, whatever its length.
         """
         lens = self.member_lengths()
-        return int(max(lens.max() - 1, 2 * lens[FAMILIES.index("DEMA")].max() - 2))
+        dema, kama = FAMILIES.index("DEMA"), FAMILIES.index("KAMA")
+        windowed = np.delete(lens, kama, axis=0)
+        return int(max(windowed.max() - 1, 2 * lens[dema].max() - 2))
 
     def kernel_params(self, n_bars: int) -> KernelParams:
         """The :class:`~gpu_trend.cores.KernelParams` both backends run on, for ``n_bars`` bars."""

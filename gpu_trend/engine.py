@@ -28,17 +28,21 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import checks, memory, outputs
+from . import calendars, checks, memory, outputs
 from .arrays import is_cudf, is_cupy, namespace, to_device, to_host
 from .backend import BackendUnavailableError, resolve_backend
 from .config import FAMILIES, ATCConfig
+from .io import Universe
 from .results import ATCResult
 
 GROWTH_WARN = 1.25
 
 
 class ATCInputError(ValueError):
-    """Invalid input data; ``symbol`` and ``bar`` name where (either may be None)."""
+    """Invalid input data; ``symbol`` and ``bar`` name where (either may be None).
+
+    ``bar`` is the row of the input's time index (its column for an array).
+    """
 
     def __init__(self, message, symbol=None, bar=None):
         super().__init__(message)
@@ -66,15 +70,24 @@ def as_config(config) -> ATCConfig:
 
 
 def _normalise(data, name, symbols=None, index=None):
-    """(array (S, T) float64, symbols, index) from any supported input.
+    """(array (S, T) float64, symbols, index, is_bar) from any supported input.
 
-    The array is NumPy or CuPy; pandas/cuDF objects keep their labels.
+    The array is NumPy or CuPy; pandas/cuDF objects keep their labels. ``is_bar``
+    is the (S, T) mask of which cells are bars of their symbol for a
+    :class:`~gpu_trend.io.Universe` (each symbol on its own calendar), else None.
     """
-    if isinstance(data, pd.DataFrame):
+    is_bar = None
+    if isinstance(data, Universe):
+        symbols, index = data.symbols, data.index
+        arr = data.close.to_numpy(dtype=np.float64, na_value=np.nan).T
+        is_bar = np.ascontiguousarray(data.bar_mask().T)
+    elif isinstance(data, pd.DataFrame):
+        _check_time_index(data.index, name)
         symbols = [str(c) for c in data.columns]
         index = data.index
         arr = data.to_numpy(dtype=np.float64, na_value=np.nan).T
     elif isinstance(data, pd.Series):
+        _check_time_index(data.index, name)
         symbols = [str(data.name) if data.name is not None else "0"]
         index = data.index
         arr = data.to_numpy(dtype=np.float64, na_value=np.nan)[None, :]
@@ -83,6 +96,7 @@ def _normalise(data, name, symbols=None, index=None):
             data = data.to_frame(name=data.name if data.name is not None else "0")
         symbols = [str(c) for c in data.columns]
         index = data.index.to_pandas()
+        _check_time_index(index, name)
         arr = data.to_cupy(dtype="float64").T  # a wide cuDF frame stays on the device
     else:
         xp = namespace(data)
@@ -104,7 +118,32 @@ def _normalise(data, name, symbols=None, index=None):
         symbols = [str(i) for i in range(n_sym)]
     if index is None:
         index = pd.RangeIndex(n_bars, name="bar")
-    return arr, list(symbols), pd.Index(index)
+    return arr, list(symbols), pd.Index(index), is_bar
+
+
+def _check_time_index(index: pd.Index, name: str) -> None:
+    """Bars must be in time order, each once: anything else would be computed as if it were."""
+    if index.is_monotonic_increasing and index.is_unique:
+        return
+    if not index.is_unique:
+        dup = index[index.duplicated()][0]
+        rows = np.flatnonzero(index == dup)[:2]
+        raise ATCInputError(f"{name}: duplicate time {dup} (rows {rows[0]} and {rows[1]}); "
+                            f"each bar must appear once")
+    codes = pd.factorize(index, sort=True)[0]
+    row = int(np.flatnonzero(np.diff(codes) < 0)[0]) + 1
+    raise ATCInputError(f"{name}: the time index is not increasing: {index[row]} (row {row}) "
+                        f"comes after {index[row - 1]}; sort it first (df.sort_index())")
+
+
+def _warn_if_transposed(shape, cfg: ATCConfig) -> None:
+    """Warn when an array looks like bars × symbols read as symbols × bars (e.g. ``df.values``)."""
+    n_sym, n_bars = shape
+    shortest = int(cfg.member_lengths().min())
+    if n_bars < shortest and n_sym > 10 * max(n_bars, 1):
+        warnings.warn(f"close has shape {shape}: it is read as {n_sym:,} symbols × {n_bars} "
+                      f"bars, fewer bars than the shortest moving average ({shortest}); if its "
+                      f"rows are bars, pass close.T", ATCWarning, stacklevel=4)
 
 
 def _copied_bytes(arr, original) -> int:
@@ -266,24 +305,53 @@ class Workload:
     on_device : bool or None
         Where the outputs go: the device (CuPy), the host (NumPy), or None
         for where the input is.
+    calendar : {"own", "union"}
+        As for :func:`compute_atc`.
     """
 
-    def __init__(self, close, config, source, backend, members, symbols, on_device=None):
+    def __init__(self, close, config, source, backend, members, symbols, on_device=None,
+                 calendar="own"):
         self.cfg = as_config(config)
-        arr, names, index = _normalise(close, "close", symbols, None)
+        arr, names, index, is_bar = _normalise(close, "close", symbols, None)
         if symbols is not None and len(names) != arr.shape[0]:
             raise ATCInputError(f"symbols has {len(names)} names for {arr.shape[0]} rows of close")
         copied = _copied_bytes(arr, close)
         if source is None:
             src = arr
         else:
-            src, _, _ = _normalise(source, "source")
+            src = _normalise(source, "source")[0]
             if src.shape != arr.shape:
                 raise ATCInputError(f"source has shape {src.shape}, close has {arr.shape}")
             if is_cupy(src) != is_cupy(arr):
                 raise ATCInputError("close and source must both be host arrays or both CuPy "
                                     "arrays")
             copied += _copied_bytes(src, source)
+        if not isinstance(close, (pd.DataFrame, pd.Series, Universe)) and not is_cudf(close):
+            _warn_if_transposed(arr.shape, self.cfg)
+        # Own calendars: each symbol's bars packed to the right (gpu_trend.calendars). On a
+        # grid that says nothing about bars, a symbol's bars run from its first close to its
+        # last; "skip" drops every empty cell.
+        xp = namespace(arr)
+        valid = ~xp.isnan(arr)
+        if calendar not in calendars.CALENDARS:
+            raise ValueError(f"calendar must be one of {calendars.CALENDARS}, got {calendar!r}")
+        if calendar == "union":
+            if self.cfg.nan_policy == "skip":
+                raise ValueError("nan_policy='skip' puts each symbol on its own bars: it needs "
+                                 "calendar='own'")
+            is_bar = None
+        elif self.cfg.nan_policy == "skip":
+            is_bar = valid if is_bar is None else xp.asarray(is_bar) & valid
+        elif is_bar is None and calendars.ends_early(valid):
+            is_bar = calendars.span_mask(valid)
+        del valid
+        self.positions = None
+        if is_bar is not None:
+            separate = src is not arr
+            (arr, *rest), self.positions = calendars.right_align(
+                xp.asarray(is_bar), arr, *((src,) if separate else ()))
+            src = rest[0] if separate else arr
+            copied += arr.nbytes * (2 if separate else 1)
         self.close, self.source, self.names, self.index = arr, src, names, index
         self.copied = copied
         self.members = bool(members)
@@ -385,23 +453,32 @@ class Workload:
             row = found.first_error()
             if row is not None:
                 name = self.names[a + row]
-                raise ATCInputError(f"symbol {name!r}: {checks.describe(found, row, self.index)}",
-                                    symbol=name, bar=int(found.bar[row]))
+                own = None if self.positions is None else self.positions[a + row]
+                text = checks.describe(found, row, self.index, positions=own)
+                bar = int(found.bar[row]) if own is None else int(own[found.bar[row]])
+                raise ATCInputError(f"symbol {name!r}: {text}", symbol=name, bar=bar)
             starts[a:b] = found.start
         return starts
 
-    def growth_warning(self, stacklevel):
-        """Warn (once per call) when λ inflates the returns noticeably; returns the messages."""
-        cfg, n_bars = self.cfg, self.shape[1]
-        if n_bars and cfg.lam > 0:
-            top = math.exp(cfg.lam * max(n_bars - 1 - cfg.cutout, 0))
-            if top > GROWTH_WARN:
-                msg = (f"la={cfg.la} grows returns by {top:.3g}x at the last bar (above "
-                       f"{GROWTH_WARN}); the script only shows a warning here, results are "
-                       f"computed")
-                warnings.warn(msg, ATCWarning, stacklevel=stacklevel + 1)
-                return (msg,)
-        return ()
+    def growth_warning(self, starts, stacklevel):
+        """Warn (once per call) when λ inflates the returns noticeably; returns the messages.
+
+        The growth at a symbol's last bar is exp(λ (bars − 1 − cutout)) over its own bars.
+        """
+        cfg = self.cfg
+        steps = np.maximum(self.shape[1] - starts - 1 - cfg.cutout, 0)
+        with np.errstate(over="ignore"):
+            top = np.exp(cfg.lam * steps)  # inf past float64's range, never an OverflowError
+        hit = int((top > GROWTH_WARN).sum())
+        if not hit:
+            return ()
+        worst = float(top.max())
+        meaning = ("returns overflow to inf and the results are meaningless" if worst == math.inf
+                   else "the script only shows a warning here, results are computed")
+        msg = (f"la={cfg.la} grows returns by {worst:.3g}x at the last bar (above "
+               f"{GROWTH_WARN}) for {hit} of {len(starts)} symbols; {meaning}")
+        warnings.warn(msg, ATCWarning, stacklevel=stacklevel + 1)
+        return (msg,)
 
     def output_module(self):
         """Array module of the results: CuPy for outputs on a real device, NumPy otherwise."""
@@ -436,8 +513,9 @@ class Workload:
 
     def result(self, out, start, stop, starts, caught):
         """The :class:`ATCResult` of symbols ``start:stop`` from their outputs."""
-        return ATCResult(symbols=self.names[start:stop], index=self.index, config=self.cfg,
-                         backend=self.engine, start_bar=starts[start:stop],
+        positions = None if self.positions is None else self.positions[start:stop]
+        return ATCResult(symbols=self.names[start:stop], index=self.index, positions=positions,
+                         config=self.cfg, backend=self.engine, start_bar=starts[start:stop],
                          first_full_bar=first_full_bars(self.cfg, starts[start:stop],
                                                         self.shape[1]),
                          warnings=caught, **out)
@@ -448,16 +526,18 @@ class Workload:
 # ----------------------------------------------------------------------------
 
 def compute_atc(close, config=None, *, source=None, backend="auto", members=False,
-                symbols=None, memory_limit=None, on_device=None):
+                symbols=None, memory_limit=None, on_device=None, calendar="own"):
     """Adaptive Trend Classification for every symbol at once.
 
     Parameters
     ----------
-    close : array_like, pandas.DataFrame, pandas.Series, cupy.ndarray or cudf.DataFrame
+    close : array_like, DataFrame, Series, Universe, cupy.ndarray or cudf.DataFrame
         Closing prices, (symbols × bars) or one symbol's bars. A wide
-        DataFrame has one column per symbol and time as its index. Leading
-        NaNs mean the symbol was listed later: its bar 0 is its first valid
-        close. A CuPy array (or cuDF frame) keeps the computation on the GPU.
+        DataFrame has one column per symbol and time as its index (sorted,
+        each time once). A :class:`~gpu_trend.io.Universe` (what
+        :func:`~gpu_trend.io.read_universe` returns) knows which rows each
+        symbol has. A CuPy array (or cuDF frame) keeps the computation on the
+        GPU.
     config : ATCConfig or mapping, optional
         Indicator parameters; defaults to the TradingView defaults.
     source : same type and shape as ``close``, optional
@@ -481,6 +561,17 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
     on_device : bool, optional
         Return CuPy arrays (True) or NumPy arrays (False); by default the
         results live where the input does.
+    calendar : {"own", "union"}, default "own"
+        ``"own"``: every symbol is computed on its own bars, so that its
+        results never depend on the other symbols of the input. Its bars are a
+        Universe's rows for that symbol; on a grid (array or wide frame) they
+        run from its first close to its last (leading empty cells: listed
+        later; trailing: its data ended), empty cells between are holes for
+        ``nan_policy``, and ``nan_policy="skip"`` makes every empty cell a
+        non-bar. The results pack each symbol's bars to the right (its last
+        bar in the last column; ``ATCResult.positions`` and
+        ``ATCResult.times`` give their times). ``"union"``: every cell of
+        the grid is a bar of every symbol.
 
     Returns
     -------
@@ -501,10 +592,10 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
         Memory ran out even for a one-symbol chunk (larger chunks are split
         and retried first, with a logged warning).
     """
-    work = Workload(close, config, source, backend, members, symbols, on_device)
+    work = Workload(close, config, source, backend, members, symbols, on_device, calendar)
     plan = work.plan(memory_limit, streaming=False)
     starts = work.check(plan)
-    caught = work.growth_warning(stacklevel=2)
+    caught = work.growth_warning(starts, stacklevel=2)
     n_sym, n_bars = work.shape
     out = outputs.allocate(work.output_module(), n_sym, n_bars, work.members)
 
@@ -517,7 +608,7 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
 
 
 def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limit=None,
-             backend="auto", members=False, symbols=None, on_device=None):
+             backend="auto", members=False, symbols=None, on_device=None, calendar="own"):
     """ATC for a universe, one :class:`ATCResult` per chunk of consecutive symbols.
 
     For universes whose outputs need not all be held at once: reduce or write
@@ -553,10 +644,10 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
         As for :func:`compute_atc`, when iteration starts: the whole universe
         is checked before the first chunk is computed.
     """
-    work = Workload(close, config, source, backend, members, symbols, on_device)
+    work = Workload(close, config, source, backend, members, symbols, on_device, calendar)
     plan = work.plan(memory_limit, streaming=True, chunk_symbols=chunk_symbols)
     starts = work.check(plan)
-    caught = work.growth_warning(stacklevel=2)
+    caught = work.growth_warning(starts, stacklevel=2)
     n_bars = work.shape[1]
     xp_out = work.output_module()
 

@@ -1,16 +1,24 @@
 """Reading a market universe from files or data frames.
 
 Every reader returns a :class:`Universe`: one wide ``time × symbols`` table per field, aligned on
-the union of all timestamps.  A symbol listed later than the others simply has leading NaNs.
+the union of all timestamps, and, for long tables and per-symbol files, a table of which cells
+are real rows (:attr:`Universe.present`), so each symbol keeps its own calendar.
 
-Two rules keep the data honest:
+The accepted shapes (:data:`SHAPES`) are a long table, a wide table, one symbol's OHLCV table
+(its symbol named after the file) and a directory of such files.  pandas' default index column
+(a blank or ``Unnamed: 0`` header, what ``DataFrame.to_csv`` writes) holds the time when no
+column is named as one.
+
+Three rules keep the data honest:
 
 * Structural problems — a duplicate ``(symbol, time)`` row, time going backwards inside a symbol,
-  a missing symbol or time — raise :class:`DataError`, whose message names the symbol and the
-  time, because guessing which of two rows is right would silently change the results.
+  a missing symbol or time — raise :class:`DataError`, whose message names the file, the symbol
+  and the time, because guessing which of two rows is right would silently change the results.
 * A symbol whose prices are unusable (non-positive, infinite, non-numeric, or no close at all) is
   removed from the tables and listed in :attr:`Universe.rejected` with the reason, so a whole
   universe is not lost to one bad symbol and no symbol disappears without a trace.
+* In a directory, a file that cannot be read or has the wrong structure costs its own symbol
+  only: it goes to :attr:`Universe.rejected` as ``"bad file: …"``, with a message naming it.
 
 Parquet goes through pyarrow; CSV through pyarrow's CSV reader (much faster than pandas' own on
 millions of rows).  cuDF frames are accepted and read with ``engine="cudf"``; cuDF is imported
@@ -22,6 +30,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -30,12 +39,14 @@ import pandas as pd
 
 from . import checks
 from .arrays import is_cudf
+from .calendars import span_mask
 from .files import TABLE_SUFFIXES, table_kind, write_table
 
 __all__ = [
     "DataError",
     "Universe",
     "FIELDS",
+    "SHAPES",
     "read_universe",
     "from_frame",
     "write_universe",
@@ -51,9 +62,27 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "open": ("open", "o"),
     "high": ("high", "h"),
     "low": ("low", "l"),
-    "close": ("close", "c", "price"),
+    # Adjusted close stands in only where there is no plain close (plain close comes first).
+    "close": ("close", "c", "price", "adj close", "adj_close", "adjclose", "adjusted_close",
+              "adjusted close"),
     "volume": ("volume", "vol", "v"),
 }
+
+# The names that make a table without a symbol column one symbol's bars.  The one-letter
+# aliases are left out: C, V, O, L and H are real tickers, and a wide table may have them.
+_BAR_NAMES = frozenset(a for f in FIELDS for a in _ALIASES[f] if len(a) > 1)
+_CLOSE_NAMES = frozenset(a for a in _ALIASES["close"] if len(a) > 1)
+# What yfinance's Ticker.history() writes next to a symbol's bars: not a field, not a symbol.
+_VENDOR_EXTRAS = frozenset({"dividends", "stock splits", "capital gains"})
+
+#: The table shapes :func:`read_universe` accepts, as its shape errors list them.
+SHAPES = (
+    "long (symbol, time, close[, open, high, low, volume]); "
+    "wide (time + one close column per symbol); "
+    "single-symbol OHLCV (time, open, high, low, close, volume; the symbol is the file name); "
+    "a directory of single-symbol files"
+)
+_SHAPES_HINT = f"; accepted shapes: {SHAPES}"
 
 # read_universe reads every table format that files.py writes except JSON.
 _FILE_SUFFIXES = tuple(s for s, kind in TABLE_SUFFIXES.items() if kind != "json")
@@ -80,6 +109,14 @@ class DataError(ValueError):
 class Universe:
     """A market universe: wide ``time × symbols`` tables sharing one time index.
 
+    The shared index is the union of the symbols' calendars.  Which of its cells are bars of
+    a symbol is :attr:`present` (see :meth:`bar_mask`): in a long table or a per-symbol file, a
+    row that exists is a bar even when its close is empty (a hole in that symbol's own history,
+    for the engine's ``nan_policy``), and a time at which the symbol has no row is not one of its
+    bars.  A wide table cannot tell the two apart — an empty cell may be either — so its readers
+    leave `present` None, which means a symbol's bars run from its first close to its last, and
+    empty cells between are holes (``nan_policy="skip"`` makes them non-bars instead).
+
     Parameters
     ----------
     close : pandas.DataFrame
@@ -91,6 +128,9 @@ class Universe:
         Symbols removed because their data failed validation, with the reason.
     source : str or None
         Where the data came from, for messages.
+    present : pandas.DataFrame or None
+        Bool table like `close`: True where the symbol has a row (a bar) at that time.  Cells it
+        does not cover are False.  None: see :meth:`bar_mask`.
     """
 
     close: pd.DataFrame
@@ -100,6 +140,7 @@ class Universe:
     low: pd.DataFrame | None = None
     rejected: dict[str, str] = field(default_factory=dict)
     source: str | None = None
+    present: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.close, pd.DataFrame):
@@ -107,14 +148,18 @@ class Universe:
         # Shallow copies: renaming columns must not touch the caller's frames.
         self.close = self.close.copy(deep=False)
         self.close.columns = pd.Index([str(c) for c in self.close.columns], name="symbol")
-        for name in ("volume", "open", "high", "low"):
+        for name in ("volume", "open", "high", "low", "present"):
             frame = getattr(self, name)
             if frame is None:
                 continue
             frame = frame.copy(deep=False)
             frame.columns = pd.Index([str(c) for c in frame.columns], name="symbol")
-            # Other fields follow the close table's shape: a field without a close is useless.
-            setattr(self, name, frame.reindex(index=self.close.index, columns=self.close.columns))
+            # Other tables follow the close table's shape: a field without a close is useless,
+            # and a cell `present` does not cover is a time without a row.
+            if name == "present":
+                frame = frame.astype(bool)
+            setattr(self, name, frame.reindex(index=self.close.index, columns=self.close.columns,
+                                              fill_value=False if name == "present" else np.nan))
 
     # -- shape -----------------------------------------------------------------------------
     @property
@@ -147,13 +192,29 @@ class Universe:
             f"{', ' + '/'.join(extra) if extra else ''}, {len(self.rejected)} rejected)"
         )
 
+    def bar_mask(self) -> np.ndarray:
+        """Which cells are bars of their symbol.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_bars, n_symbols)
+            :attr:`present` where the reader recorded it; otherwise each symbol's cells from
+            its first close to its last (:func:`gpu_trend.calendars.span_mask`): leading empty
+            cells mean it was listed later, trailing ones that its data ended, and those
+            between are holes in its history, for ``nan_policy`` (``"skip"`` drops them).
+        """
+        if self.present is not None:
+            return self.present.to_numpy(dtype=bool)
+        return span_mask(self.close.notna().to_numpy().T).T
+
     # -- derived ---------------------------------------------------------------------------
     def select(self, symbols: Iterable[str]) -> "Universe":
         """Return a universe restricted to `symbols` (in that order).
 
-        Rows on which none of the kept symbols has a close are dropped, so a subset keeps no
-        all-NaN leading block that belonged to other symbols.  Asking for a rejected symbol
-        keeps it in the subset's :attr:`rejected`, with its reason.
+        Rows that are no bar (:meth:`bar_mask`) of any kept symbol are dropped, so a subset's
+        index is its own symbols' calendars.  Without :attr:`present` only the leading block
+        goes: there an empty cell may be a hole the engine's ``nan_policy`` must see.  Asking
+        for a rejected symbol keeps it in the subset's :attr:`rejected`, with its reason.
         """
         wanted = [str(s) for s in symbols]
         rejected = {s: self.rejected[s] for s in wanted if s in self.rejected}
@@ -161,40 +222,38 @@ class Universe:
         missing = [s for s in symbols if s not in self.close.columns]
         if missing:
             raise KeyError(f"unknown symbol(s): {', '.join(missing[:5])}")
-        close = self.close[symbols]
-        keep = close.notna().any(axis=1).to_numpy()
-        if len(keep) and keep.any():
-            first = int(np.argmax(keep))
-            rows = slice(first, None)
-        else:
-            rows = slice(None)
+        cols = self.close.columns.get_indexer(symbols)
+        rows = self.bar_mask()[:, cols].any(axis=1)
+        if self.present is None:
+            rows = np.logical_or.accumulate(rows)
+        if not rows.any():
+            rows[:] = True
 
         def sub(frame):
             return None if frame is None else frame[symbols].iloc[rows]
 
         return Universe(
-            close=close.iloc[rows],
+            close=sub(self.close),
             volume=sub(self.volume),
             open=sub(self.open),
             high=sub(self.high),
             low=sub(self.low),
             rejected=rejected,
             source=self.source,
+            present=sub(self.present),
         )
 
     def to_long(self) -> pd.DataFrame:
         """Return the universe as a long table (symbol, time, open, high, low, close, volume).
 
-        Bars where a symbol has no close (before its listing) are left out.
+        One row per bar (:meth:`bar_mask`): with :attr:`present`, exactly the rows read, those
+        with an empty close included; without, every cell that has a close.
         """
         frames = {"close": self.close}
         for name in ("open", "high", "low", "volume"):
             if getattr(self, name) is not None:
                 frames[name] = getattr(self, name)
-        n_t, n_s = self.close.shape
-        close = self.close.to_numpy(dtype=float)
-        mask = ~np.isnan(close)
-        t_idx, s_idx = np.nonzero(mask)
+        t_idx, s_idx = np.nonzero(self.bar_mask())
         # Symbol-major order: that is how most per-symbol files are laid out.
         order = np.lexsort((t_idx, s_idx))
         t_idx, s_idx = t_idx[order], s_idx[order]
@@ -212,12 +271,13 @@ class Universe:
 # helpers
 # --------------------------------------------------------------------------------------------
 def _resolve_columns(
-    available: Iterable[Any], columns: Mapping[str, str] | None, wanted: Iterable[str]
+    available: Iterable[Any], columns: Mapping[str, str] | None, wanted: Iterable[str],
+    source: str | None = None,
 ) -> dict[str, str]:
     """Map canonical field names to the actual column names present.
 
-    Explicit entries of `columns` win and must exist; otherwise the first alias found
-    (case-insensitive) is used.
+    Explicit entries of `columns` win and must exist (else a DataError naming `source`);
+    otherwise the first alias found (case-insensitive) is used.
     """
     available = list(available)
     by_lower: dict[str, Any] = {}
@@ -235,8 +295,9 @@ def _resolve_columns(
         if name in columns:
             actual = columns[name]
             if actual not in available:
+                where = f" in {source}" if source else ""
                 raise DataError(
-                    f"column {actual!r} (given for {name!r}) not found; "
+                    f"column {actual!r} (given for {name!r}) not found{where}; "
                     f"columns are {_short_list(available)}"
                 )
             out[name] = actual
@@ -361,9 +422,12 @@ def _check_order(
 def _finish(
     fields: dict[str, np.ndarray], raw_close: np.ndarray | None, bad_text: np.ndarray | None,
     symbols: list[str], times: pd.Index, *, validate: bool, source: str | None,
-    rejected: dict[str, str] | None = None,
+    rejected: dict[str, str] | None = None, present: np.ndarray | None = None,
 ) -> Universe:
-    """Build the Universe from (time × symbols) arrays, moving invalid symbols to `rejected`."""
+    """Build the Universe from (time × symbols) arrays, moving invalid symbols to `rejected`.
+
+    `present` (time × symbols bool) marks the rows read; None for a wide table.
+    """
     rejected = dict(rejected or {})
     times = pd.Index(times, name="time")
     if validate:
@@ -371,7 +435,9 @@ def _finish(
     keep = np.array([s not in rejected for s in symbols], dtype=bool)
     kept = [s for s, k in zip(symbols, keep) if k]
     frames = {}
-    for name, arr in fields.items():
+    for name, arr in {**fields, "present": present}.items():
+        if arr is None:
+            continue
         frames[name] = pd.DataFrame(
             arr[:, keep] if not keep.all() else arr, index=times,
             columns=pd.Index(kept, name="symbol"), copy=False,
@@ -384,25 +450,96 @@ def _finish(
         low=frames.get("low"),
         rejected=rejected,
         source=source,
+        present=frames.get("present"),
     )
 
 
 # --------------------------------------------------------------------------------------------
-# long and wide tables
+# long, single-symbol and wide tables
 # --------------------------------------------------------------------------------------------
+def _is_index_name(name: Any) -> bool:
+    """Whether a column name is what pandas gives a written-out default index."""
+    text = str(name).strip()
+    return text in ("", "index") or text.startswith("Unnamed: ")
+
+
+def _time_axis(
+    df: pd.DataFrame, columns: Mapping[str, str] | None, what: str
+) -> tuple[Any, list[Any]]:
+    """Find the time of a table.
+
+    Returns
+    -------
+    times : array-like or None
+        The time values: the column mapped or named as time; else pandas' default index column
+        (first, with a blank, ``Unnamed: 0`` or ``index`` header: what ``to_csv`` and
+        ``reset_index`` write); else a non-range index.  None where there is none of these.
+    not_data : list
+        The columns that hold no field: the time column, and a default index column next to a
+        named time column, which is then a row number.
+    """
+    mapping = {k: v for k, v in (columns or {}).items() if k == "time"}
+    named = _resolve_columns(df.columns, mapping, ["time"], what).get("time")
+    first = df.columns[:1].tolist()
+    index_col = [c for c in first if _is_index_name(c) and c != named]
+    if named is not None:
+        return df[named], [named, *index_col]
+    if index_col:
+        return df[index_col[0]], index_col
+    if not isinstance(df.index, pd.RangeIndex):
+        return df.index, []
+    return None, []
+
+
+def _detect_format(
+    df: pd.DataFrame, columns: Mapping[str, str] | None, not_data: list[Any], what: str
+) -> str:
+    """The shape of a table: "long" with a symbol column, "single" for one symbol's bars,
+    else "wide".
+
+    One symbol's bars: a close column and no column that is not a bar field (by full name,
+    mapped in `columns`, or a known vendor extra).  A close next to other columns is ambiguous.
+    """
+    columns = dict(columns or {})
+    symbol_map = {k: v for k, v in columns.items() if k == "symbol"}
+    if "symbol" in _resolve_columns(df.columns, symbol_map, ["symbol"], what):
+        return "long"
+    mapped = {v for k, v in columns.items() if k in FIELDS}
+    data = [c for c in df.columns if c not in not_data]
+    names = [str(c).strip().lower() for c in data]
+    if "close" not in columns and not _CLOSE_NAMES.intersection(names):
+        return "wide"
+    others = [c for c, n in zip(data, names)
+              if n not in _BAR_NAMES and n not in _VENDOR_EXTRAS and c not in mapped]
+    if not others:
+        return "single"
+    raise DataError(
+        f"cannot tell the shape of {what}: it has a close column but also "
+        f"{_short_list(others)}, which are neither bar fields nor a symbol column; name the "
+        f"time with columns={{'time': NAME}}, read one symbol's bars with symbol=NAME (other "
+        f"columns ignored), every column as a symbol with format='wide', or a long table with "
+        f"columns={{'symbol': NAME}}{_SHAPES_HINT}"
+    )
+
+
 def _from_long(
-    df: pd.DataFrame, cols: dict[str, str], *, sort: bool, validate: bool,
-    time_unit: str | None, source: str, symbol: str | None = None,
+    df: pd.DataFrame, cols: dict[str, str], times: Any, *, sort: bool, validate: bool,
+    time_unit: str | None, source: str, symbol: str | None = None, hint: str = _SHAPES_HINT,
 ) -> Universe:
+    """Read a long table, or one symbol's bars where `symbol` is given.
+
+    `times` are the time values of the rows (see :func:`_time_axis`); `hint` ends the messages
+    about missing columns.
+    """
     if "close" not in cols:
         raise DataError(
             f"no close column in {source}; columns are {_short_list(df.columns)}; "
-            f"pass columns={{'close': NAME}}"
+            f"pass columns={{'close': NAME}}{hint}"
         )
-    if "time" not in cols:
+    if times is None:
         raise DataError(
             f"no time column in {source}; columns are {_short_list(df.columns)}; "
-            f"pass columns={{'time': NAME}}"
+            f"pass columns={{'time': NAME}}{hint}"
         )
     if symbol is None:
         sym = df[cols["symbol"]]
@@ -416,7 +553,7 @@ def _from_long(
     else:
         sym_codes = np.zeros(len(df), dtype=np.int64)
         symbols = [symbol]
-    times_raw = _parse_time(df[cols["time"]], time_unit, source)
+    times_raw = _parse_time(times, time_unit, source)
     if times_raw.isna().any():
         row = int(np.flatnonzero(np.asarray(times_raw.isna()))[0])
         raise DataError(
@@ -434,6 +571,8 @@ def _from_long(
     # contiguous, which is both how long files are usually laid out (fast scatter) and the
     # (symbols × bars) layout the engine computes on (no transposing copy later).
     flat = sym_codes.astype(np.int64) * n_t + time_codes
+    present = np.zeros((n_s, n_t), dtype=bool)
+    present.reshape(-1)[flat] = True
     for name in FIELDS:
         if name not in cols:
             continue
@@ -446,35 +585,22 @@ def _from_long(
             bad_text[time_codes, sym_codes] = bad
             raw_close = np.full((n_t, n_s), None, dtype=object)
             raw_close[time_codes, sym_codes] = df[cols["close"]].to_numpy(dtype=object)
-    return _finish(fields, raw_close, bad_text, symbols, times, validate=validate, source=source)
-
-
-def _wide_time(
-    df: pd.DataFrame, columns: Mapping[str, str] | None, what: str
-) -> tuple[Any, str | None]:
-    """Find the time axis of a wide table: a time column, a meaningful index, or column 0."""
-    cols = _resolve_columns(df.columns, {k: v for k, v in (columns or {}).items() if k == "time"},
-                            ["time"])
-    if "time" in cols:
-        return df[cols["time"]], cols["time"]
-    if not isinstance(df.index, pd.RangeIndex):
-        return df.index, None
-    if len(df.columns):
-        first = df.columns[0]
-        name = str(first)
-        if (name.startswith("Unnamed") or name in ("", "index")
-                or not pd.api.types.is_numeric_dtype(df[first].dtype)):
-            return df[first], first
-    # No time anywhere: the rows are numbered bars, which is all the indicator needs.
-    return df.index, None
+    return _finish(fields, raw_close, bad_text, symbols, times, validate=validate, source=source,
+                   present=present.T)
 
 
 def _wide_arrays(
     df: pd.DataFrame, columns: Mapping[str, str] | None, time_unit: str | None, what: str,
     *, sort: bool,
 ) -> tuple[pd.Index, list[str], np.ndarray, np.ndarray | None, np.ndarray | None]:
-    time_values, time_col = _wide_time(df, columns, what)
-    data = df.drop(columns=[time_col]) if time_col is not None else df
+    time_values, not_data = _time_axis(df, columns, what)
+    if time_values is None and len(df.columns) and not pd.api.types.is_numeric_dtype(
+            df.dtypes.iloc[0]):
+        time_values, not_data = df.iloc[:, 0], df.columns[:1].tolist()
+    if time_values is None:
+        # No time anywhere: the rows are numbered bars, which is all the indicator needs.
+        time_values = df.index
+    data = df.drop(columns=not_data) if not_data else df
     symbols = [str(c) for c in data.columns]
     seen: set[str] = set()
     for s in symbols:
@@ -558,28 +684,45 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _read_file(path: Path, engine: str, keep: Any = None) -> pd.DataFrame:
-    """Read one file into pandas.  `keep(column_names)` may name the only columns needed."""
+def _read_file(path: Path, engine: str, keep: Any = None, *, name: str | None = None
+               ) -> pd.DataFrame:
+    """Read one file into pandas.
+
+    `keep(column_names)` may name the only columns needed.  Every error is a DataError naming
+    the file, as `name` (default: the path).
+    """
     kind = _file_kind(path)
     if engine == "cudf":
         try:
             import cudf  # noqa: F401  (optional, GPU only)
         except ImportError:
             raise ImportError("engine='cudf' needs cuDF (pip install gpu-trend[cudf])") from None
+    elif engine != "pyarrow":
+        raise ValueError(f"engine must be 'pyarrow' or 'cudf', got {engine!r}")
+    try:
+        return _read_table(path, kind, engine, keep)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow and cuDF raise their own error types; one line suffices
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"cannot read {name or path}: {line}") from None
+
+
+def _read_table(path: Path, kind: str, engine: str, keep: Any) -> pd.DataFrame:
+    if engine == "cudf":
+        import cudf
+
         if kind == "parquet":
             return cudf.read_parquet(str(path)).to_pandas()
         return cudf.read_csv(str(path), sep="\t" if kind == "tsv" else ",").to_pandas()
-    if engine != "pyarrow":
-        raise ValueError(f"engine must be 'pyarrow' or 'cudf', got {engine!r}")
     if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        # Text columns (the symbol of a long table) are read dictionary-encoded: millions of
-        # repeated names become small integer codes, several times faster to group.
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
         schema = pq.read_schema(str(path))
         wanted = keep(list(schema.names)) if keep is not None else None
+        # Text columns (the symbol of a long table) are read dictionary-encoded: millions of
+        # repeated names become small integer codes, several times faster to group.
         text = [f.name for f in schema
                 if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
                 and (wanted is None or f.name in wanted)]
@@ -591,11 +734,18 @@ def _read_file(path: Path, engine: str, keep: Any = None) -> pd.DataFrame:
     parse = pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",")
     # Empty cells are missing values, also in columns that hold a stray word.
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
-    try:
-        return pacsv.read_csv(str(path), parse_options=parse,
-                              convert_options=convert).to_pandas()
-    except Exception as exc:  # pyarrow raises its own error types; re-raise as one line
-        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    return pacsv.read_csv(str(path), parse_options=parse, convert_options=convert).to_pandas()
+
+
+def _columns_to_read(
+    names: list[Any], columns: Mapping[str, str] | None, wanted: list[str], source: str
+) -> list[Any]:
+    """The columns of a file to load: the fields `wanted`, and pandas' default index column.
+
+    The index column is the time where no column is named as one (see :func:`_time_axis`).
+    """
+    fields = _resolve_columns(names, columns, wanted, source).values()
+    return list(dict.fromkeys([*(n for n in names[:1] if _is_index_name(n)), *fields]))
 
 
 def _load_table(obj: Any, *, engine: str, keep: Any = None) -> tuple[pd.DataFrame, str]:
@@ -607,12 +757,6 @@ def _load_table(obj: Any, *, engine: str, keep: Any = None) -> tuple[pd.DataFram
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     return _read_file(path, engine, keep), str(path)
-
-
-def _detect_format(df: pd.DataFrame, columns: Mapping[str, str] | None) -> str:
-    cols = _resolve_columns(df.columns, {k: v for k, v in (columns or {}).items()
-                                         if k == "symbol"}, ["symbol"])
-    return "long" if "symbol" in cols else "wide"
 
 
 def _read_directory(
@@ -634,33 +778,41 @@ def _read_directory(
         by_symbol[sym] = f
     mapping = {k: v for k, v in (columns or {}).items() if k != "symbol"}
 
-    def keep(names):
-        return list(dict.fromkeys(_resolve_columns(names, mapping, ["time", *fields]).values()))
-
-    parts = []
+    parts: dict[str, Universe] = {}
+    failed: dict[str, str] = {}
     for sym, f in by_symbol.items():
-        df = _read_file(f, engine, keep)
-        cols = _resolve_columns(df.columns, mapping, ["time", *fields])
-        # Each file is checked on its own so that errors name the file the user must fix.
-        part = _from_long(df, cols, sort=sort, validate=False, time_unit=time_unit,
-                          source=str(f), symbol=sym)
-        parts.append(part)
-    times = parts[0].close.index
-    for p in parts[1:]:
-        times = times.union(p.close.index)
-    symbols = list(by_symbol)
-    fields: dict[str, np.ndarray] = {}
-    for name in FIELDS:
-        if not any(getattr(p, name) is not None for p in parts):
-            continue
-        arr = np.full((len(times), len(parts)), np.nan)
-        for j, p in enumerate(parts):
+        try:
+            keep = partial(_columns_to_read, columns=mapping, wanted=["time", *fields],
+                           source=f.name)
+            df = _read_file(f, engine, keep, name=f.name)
+            times, _ = _time_axis(df, mapping, f.name)
+            cols = _resolve_columns(df.columns, mapping, fields, f.name)
+            # Each file is checked on its own so that errors name the file the user must fix.
+            parts[sym] = _from_long(df, cols, times, sort=sort, validate=False,
+                                    time_unit=time_unit, source=f.name, symbol=sym, hint="")
+        except DataError as exc:
+            # One bad file costs its own symbol, not the universe.
+            failed[sym] = f"bad file: {exc}"
+    if not parts:
+        shown = "; ".join(list(failed.values())[:3])
+        raise DataError(f"none of the {len(failed)} files in {path} could be read: {shown}"
+                        f"{'; …' if len(failed) > 3 else ''}")
+    times = parts[next(iter(parts))].index
+    for p in parts.values():
+        times = times.union(p.index)
+
+    def on_grid(name: str, fill: Any) -> np.ndarray:
+        arr = np.full((len(times), len(parts)), fill)
+        for j, p in enumerate(parts.values()):
             frame = getattr(p, name)
             if frame is not None:
-                pos = times.get_indexer(frame.index)
-                arr[pos, j] = frame.iloc[:, 0].to_numpy(dtype=float)
-        fields[name] = arr
-    return _finish(fields, None, None, symbols, times, validate=validate, source=str(path))
+                arr[times.get_indexer(frame.index), j] = frame.iloc[:, 0].to_numpy()
+        return arr
+
+    arrays = {name: on_grid(name, np.nan) for name in FIELDS
+              if any(getattr(p, name) is not None for p in parts.values())}
+    return _finish(arrays, None, None, list(parts), times, validate=validate, source=str(path),
+                   rejected=failed, present=on_grid("present", False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,27 +829,37 @@ def read_universe(
     time_unit: str | None = None,
     engine: str = "pyarrow",
     fields: Iterable[str] | None = None,
+    symbol: str | None = None,
 ) -> Universe:
     """Read a market universe from a file, a directory or a data frame.
 
     Parameters
     ----------
     source : str, os.PathLike, pandas.DataFrame, pandas.Series, cudf.DataFrame or Universe
-        * a ``.parquet`` / ``.csv`` file in long or wide form;
+        * a ``.parquet`` / ``.csv`` file holding a long, wide or single-symbol table;
         * a directory of per-symbol files (``AAPL.parquet``, ``MSFT.csv`` …; the file stem is
-          the symbol, each file a long table without the symbol column);
-        * a data frame in long or wide form (a cuDF frame is copied to the host);
+          the symbol, each file one symbol's table: time, close and any of open, high, low,
+          volume; other columns are ignored);
+        * a data frame in any of those shapes (a cuDF frame is copied to the host);
         * a Series of closes (its name is the symbol);
         * a Universe, returned unchanged.
     format : {"auto", "long", "wide"}
         ``"long"``: one row per (symbol, time) with columns symbol, time, open, high, low, close,
         volume (only symbol, time and close are required).  ``"wide"``: one row per time, one
         close column per symbol, time in a ``time`` column, the index, or the first column.
-        ``"auto"`` picks long when a symbol column is present.
+        ``"auto"`` picks long when a symbol column is present; else a single symbol's table
+        when the columns besides the time are a close and other bar fields only (open, high,
+        low, close, adj close, volume, by full name, any case; yfinance's dividends, stock
+        splits and capital gains are ignored); else wide.  A close next to columns that are
+        none of these is ambiguous: a DataError lists the accepted shapes (:data:`SHAPES`).
+        The time is the column mapped or named as one, else pandas' default index column
+        (blank or ``Unnamed: 0`` header), else a meaningful index; a wide or single-symbol
+        table without any has numbered bars.
     columns : mapping, optional
         Actual column names for the canonical fields, e.g. ``{"symbol": "ticker",
         "time": "date", "close": "adj_close"}``.  Unmapped fields are found by common names,
-        case-insensitively.
+        case-insensitively.  An adjusted close ("Adj Close") is the close only where there is
+        no plain close; map it to use it next to one.
     volume : path or DataFrame, optional
         Wide form only: a second wide table (same layout) holding volumes.
     sort : bool, default False
@@ -715,16 +877,24 @@ def read_universe(
     fields : iterable of str, optional
         Which of open, high, low, close, volume to load from a long table (close is always
         loaded).  Default: all present.  Parquet files are then read for those columns only.
+    symbol : str, optional
+        Read `source` as one symbol's table under this name (columns other than the time and
+        the bar fields are then ignored).  Without it a single-symbol table is named after its
+        file's stem, or ``"close"`` when it is a data frame.
 
     Returns
     -------
     Universe
+        With :attr:`Universe.present` set for long and single-symbol tables and directories,
+        None for wide tables.
 
     Raises
     ------
     DataError
         Duplicate (symbol, time) rows, time going backwards, missing columns, unparseable
-        times.  The message names the symbol and the time.
+        times, an unreadable file, a table of no accepted shape.  The message names the file,
+        the symbol and the time.  In a directory only a failure of every file raises; a bad
+        file's symbol goes to :attr:`Universe.rejected` as ``"bad file: …"``.
     FileNotFoundError
         `source` is a path that does not exist.
     """
@@ -742,49 +912,65 @@ def read_universe(
     if isinstance(source, Universe):
         return source
     if isinstance(source, pd.Series):
-        name = "close" if source.name is None else str(source.name)
-        source = source.to_frame(name)
-        format = "wide"
+        name = symbol if symbol is not None else source.name
+        source = source.to_frame("close" if name is None else str(name))
+        format, symbol = "wide", None
+    if symbol is not None:
+        if format != "auto":
+            raise ValueError(f"symbol= reads one symbol's table; it does not go with "
+                             f"format={format!r}")
+        format = "single"
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         if volume is not None:
             raise ValueError("volume= is for wide tables; a directory holds per-symbol files")
+        if symbol is not None:
+            raise ValueError("symbol= is for one symbol's table; a directory's symbols are "
+                             "its file names")
         return _read_directory(Path(source), columns=columns, sort=sort, validate=validate,
                                time_unit=time_unit, engine=engine, fields=fields)
 
     def keep(names):
-        # Long tables only: a wide table's columns are all symbols.
-        if format == "wide":
+        # Long tables only: a wide table's columns are all symbols, one symbol's table is small.
+        if format in ("wide", "single") or "symbol" not in _resolve_columns(
+                names, {k: v for k, v in (columns or {}).items() if k == "symbol"},
+                ["symbol"]):
             return None
-        cols = _resolve_columns(names, columns, ["symbol", "time", *fields])
-        if "symbol" not in cols:
-            return None
-        return list(dict.fromkeys(cols.values()))
+        return _columns_to_read(names, columns, ["symbol", "time", *fields], str(source))
 
     df, what = _load_table(source, engine=engine, keep=keep)
+    if symbol is None:
+        symbol = "close" if isinstance(source, pd.DataFrame) or is_cudf(source) else _stem(
+            Path(source))
     return _from_table(df, what, format=format, columns=columns, volume=volume, sort=sort,
-                       validate=validate, time_unit=time_unit, engine=engine, fields=fields)
+                       validate=validate, time_unit=time_unit, engine=engine, fields=fields,
+                       symbol=symbol)
 
 
 def _from_table(df, what, *, format, columns, volume, sort, validate, time_unit, engine,
-                fields=FIELDS):
+                fields, symbol):
+    """A Universe from one table; `format` may also be "single", named `symbol`."""
+    times, not_data = _time_axis(df, columns, what)
     if format == "auto":
-        format = _detect_format(df, columns)
-    if format == "long":
-        if volume is not None:
-            raise ValueError("volume= is for wide tables; a long table has a volume column")
-        cols = _resolve_columns(df.columns, columns, ["symbol", "time", *fields])
-        if "symbol" not in cols:
-            raise DataError(
-                f"no symbol column in {what}; columns are {_short_list(df.columns)}; "
-                f"pass columns={{'symbol': NAME}}"
-            )
-        if "time" not in cols and not isinstance(df.index, pd.RangeIndex):
-            df = df.reset_index()
-            cols = _resolve_columns(df.columns, columns, ["symbol", "time", *fields])
-        return _from_long(df, cols, sort=sort, validate=validate, time_unit=time_unit,
-                          source=what)
-    return _from_wide(df, volume, columns=columns, sort=sort, validate=validate,
-                      time_unit=time_unit, source=what, engine=engine)
+        format = _detect_format(df, columns, not_data, what)
+    if format == "wide":
+        return _from_wide(df, volume, columns=columns, sort=sort, validate=validate,
+                          time_unit=time_unit, source=what, engine=engine)
+    if volume is not None:
+        raise ValueError(f"volume= is for wide tables; {what} is a "
+                         f"{'long' if format == 'long' else 'single-symbol'} table, whose "
+                         f"volume is a column")
+    if times is None and format == "single":
+        # As in a wide table: with no time anywhere, the rows are numbered bars.
+        times = df.index
+    wanted = ["symbol", *fields] if format == "long" else list(fields)
+    cols = _resolve_columns(df.columns, columns, wanted, what)
+    if format == "long" and "symbol" not in cols:
+        raise DataError(
+            f"no symbol column in {what}; columns are {_short_list(df.columns)}; "
+            f"pass columns={{'symbol': NAME}}{_SHAPES_HINT}"
+        )
+    return _from_long(df, cols, times, sort=sort, validate=validate, time_unit=time_unit,
+                      source=what, symbol=None if format == "long" else symbol)
 
 
 def from_frame(frame: Any, **kwargs: Any) -> Universe:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from . import calendars
 from .arrays import namespace, to_host
 from .config import FAMILIES, N_FAMILIES, ATCConfig, member_names
 from .outputs import OUTPUTS
@@ -21,6 +22,13 @@ def _bars_since(events) -> np.ndarray:
     hit = events.any(axis=-1)
     last = n - 1 - xp.argmax(events[..., ::-1], axis=-1)
     return to_host(xp.where(hit, (n - 1 - last).astype(np.float64), np.nan))
+
+
+def _nullable_int(values) -> pd.arrays.IntegerArray:
+    """Whole numbers with NaN as <NA>: what tables and files show for a direction or a count."""
+    values = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(values)
+    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
 
 def _with_outputs(cls):
@@ -50,7 +58,13 @@ class ATCResult:
     ----------
     symbols : list of str
     index : pandas.Index
-        The bar labels (time when the input was a pandas object).
+        The input's time labels (bar numbers for an array).
+    positions : (S, T) int64 NumPy or None
+        With each symbol on its own calendar (a :class:`~gpu_trend.io.Universe`,
+        or ``nan_policy="skip"``): the row of ``index`` holding bar t of symbol
+        s, its bars packed to the right (its last bar in the last column), −1
+        for the padding before its first bar. None when every symbol's bar t is
+        ``index[t]``. :meth:`times` gives one symbol's own times.
     config : ATCConfig
     backend : str
         "cpu" or "gpu": where it was computed.
@@ -64,6 +78,7 @@ class ATCResult:
 
     symbols: list
     index: pd.Index
+    positions: np.ndarray | None
     config: ATCConfig
     backend: str
     start_bar: np.ndarray
@@ -76,69 +91,95 @@ class ATCResult:
 
     @property
     def n_bars(self) -> int:
-        return len(self.index)
+        """Length of the bar axis of the arrays."""
+        return self.average_signal.shape[-1]
 
     def member_names(self) -> list:
         """Labels of the 54 members (``"EMA_28"``, ...), matching axis 1 of the member arrays."""
         return member_names(self.config)
 
+    def times(self, symbol) -> pd.Index:
+        """The times of one symbol's own bars (by name or row), in order.
+
+        With each symbol on its own calendar these are that symbol's bars only;
+        on a shared calendar, the whole index.
+        """
+        row = symbol if isinstance(symbol, (int, np.integer)) else self.symbols.index(str(symbol))
+        if self.positions is None:
+            return self.index
+        return calendars.times_of(self.index, self.positions[row])
+
     def latest(self) -> pd.DataFrame:
-        """One row per symbol describing its last bar.
+        """One row per symbol describing its own last bar.
 
         Returns
         -------
         pandas.DataFrame
-            Indexed by ``symbol``; columns ``time``, ``average_signal``,
-            ``direction``, the six family signals (named by family),
-            ``bars_since_long`` and ``bars_since_short`` (NaN if never).
+            Indexed by ``symbol``; columns ``time`` (the symbol's last bar),
+            ``average_signal``, ``direction`` (+1 / −1, <NA> before the first
+            threshold crossing), the six family signals (named by family),
+            ``bars_since_long`` and ``bars_since_short`` (<NA> if never).
         """
         n_sym = self.n_symbols
         if self.n_bars:
-            time = [self.index[-1]] * n_sym
             avg = to_host(self.average_signal[:, -1])
             direction = to_host(self.direction[:, -1])
             fam = to_host(self.family_signals[:, :, -1])
             since_long = _bars_since(self.long_events)
             since_short = _bars_since(self.short_events)
         else:
-            time = [None] * n_sym
             avg = direction = since_long = since_short = np.full(n_sym, np.nan)
             fam = np.full((n_sym, N_FAMILIES), np.nan)
-        data = {"time": time, "average_signal": avg, "direction": direction}
+        data = {"time": calendars.last_times(self.index, self.positions, n_sym),
+                "average_signal": avg, "direction": _nullable_int(direction)}
         for k, name in enumerate(FAMILIES):
             data[name] = fam[:, k]
-        data["bars_since_long"] = since_long
-        data["bars_since_short"] = since_short
+        data["bars_since_long"] = _nullable_int(since_long)
+        data["bars_since_short"] = _nullable_int(since_short)
         return pd.DataFrame(data, index=pd.Index(self.symbols, name="symbol"))
 
     def to_pandas(self) -> pd.DataFrame:
         """Long table indexed by (symbol, time) with every per-bar output.
 
-        Columns: ``average_signal``, ``direction``, ``long_event``,
+        Each symbol's rows are its own bars (with each symbol on its own
+        calendar, the padding before its first bar is left out). Columns:
+        ``average_signal``, ``direction`` (nullable integer), ``long_event``,
         ``short_event``, ``<FAMILY>_Signal`` and ``<FAMILY>_S`` for the six
         families, and with members also one column per member output.
         """
-        s, t = self.n_symbols, self.n_bars
-        idx = pd.MultiIndex.from_product([self.symbols, self.index],
-                                         names=["symbol", self.index.name or "time"])
+        n_sym, n_bars = self.n_symbols, self.n_bars
+        if self.positions is None:
+            keep = np.ones((n_sym, n_bars), dtype=bool)
+            times = np.tile(np.arange(len(self.index)), n_sym)
+        else:
+            keep = self.positions >= 0
+            times = self.positions[keep]
+        rows = np.repeat(np.arange(n_sym), keep.sum(axis=1))
+        idx = pd.MultiIndex.from_arrays(
+            [pd.Index(self.symbols, dtype=object).take(rows), self.index.take(times)],
+            names=["symbol", self.index.name or "time"])
+
+        def series(arr):
+            return to_host(arr)[keep]
+
         cols = {
-            "average_signal": to_host(self.average_signal).reshape(-1),
-            "direction": to_host(self.direction).reshape(-1),
-            "long_event": to_host(self.long_events).reshape(-1),
-            "short_event": to_host(self.short_events).reshape(-1),
+            "average_signal": series(self.average_signal),
+            "direction": _nullable_int(series(self.direction)),
+            "long_event": series(self.long_events),
+            "short_event": series(self.short_events),
         }
         fs, fe = to_host(self.family_signals), to_host(self.family_equities)
         for k, name in enumerate(FAMILIES):
-            cols[f"{name}_Signal"] = fs[:, k].reshape(-1)
-            cols[f"{name}_S"] = fe[:, k].reshape(-1)
+            cols[f"{name}_Signal"] = series(fs[:, k])
+            cols[f"{name}_S"] = series(fe[:, k])
         if self.member_ma is not None:
             names = self.member_names()
             for label, arr in (("ma", self.member_ma), ("signal", self.member_signal),
                                ("equity", self.member_equity)):
                 arr = to_host(arr)
                 for j, name in enumerate(names):
-                    cols[f"{name}_{label}"] = arr[:, j].reshape(-1)
-        return pd.DataFrame(cols, index=idx) if s * t else pd.DataFrame(cols, index=idx[:0])
+                    cols[f"{name}_{label}"] = series(arr[:, j])
+        return pd.DataFrame(cols, index=idx)
 
     def to_cudf(self):
         """:meth:`to_pandas` as a cuDF DataFrame (needs the ``cudf`` extra)."""

@@ -9,6 +9,7 @@ first.  Every symbol the caller gave ends up either in ``ScanResult.all`` or, wi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -22,7 +23,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from . import checks
+from . import calendars, checks
+from .calendars import CALENDARS
 from .backend import resolve_backend
 from .config import FAMILIES, ATCConfig
 from .engine import ATCInputError, as_config, iter_atc
@@ -34,8 +36,12 @@ __all__ = ["scan", "ScanResult", "default_min_bars", "TABLE_COLUMNS"]
 #: Columns of :attr:`ScanResult.table` (the index is the symbol).
 TABLE_COLUMNS = (
     "rank", "time", "close", "average_signal", "direction", *FAMILIES,
-    "bars_since_long", "bars_since_short", "dollar_volume", "bars",
+    "bars_since_long", "bars_since_short", "dollar_volume", "bars", "age", "stale",
 )
+
+#: Without a ``max_age`` filter, a symbol is flagged stale when its last bar is older than the
+#: universe's newest by more than this many of its own typical bar intervals.
+STALE_INTERVALS = 5
 
 
 def default_min_bars(config: ATCConfig | None = None) -> int:
@@ -78,7 +84,7 @@ class ScanResult:
     backend : str
         ``"cpu"`` or ``"gpu"``.
     n_symbols, n_bars : int
-        Size of the universe given (before filtering).
+        Size of the universe given (before filtering): symbols, and timestamps of all of them.
     long_threshold, short_threshold : float
         The Average_Signal levels a symbol had to reach to be in the long / short view.
     warnings : list of str
@@ -116,7 +122,7 @@ class ScanResult:
         return pd.DataFrame(rows, columns=["symbol", "category", "reason"]).set_index("symbol")
 
     def __repr__(self) -> str:
-        return (f"ScanResult({self.n_symbols} symbols × {self.n_bars} bars: "
+        return (f"ScanResult({self.n_symbols} symbols × {self.n_bars} timestamps: "
                 f"{len(self.all)} scanned, {len(self.long)} long, {len(self.short)} short, "
                 f"{len(self.skipped)} skipped, {self.elapsed.get('total', 0.0):.2f} s on "
                 f"{self.backend})")
@@ -142,9 +148,11 @@ class ScanResult:
 
     def summary(self, n: int = 10) -> str:
         """A plain-text report: the top `n` longs and shorts, skipped counts and timings."""
+        newest = self.all["time"].max() if len(self.all) else None
+        when = f"newest bar {_fmt_when(newest)}; " if newest is not None else ""
         lines = [
-            f"{self.n_symbols} symbols × {self.n_bars} bars: {len(self.all)} scanned, "
-            f"{len(self.skipped)} skipped; backend {self.backend}; "
+            f"{self.n_symbols} symbols × {self.n_bars} timestamps: {len(self.all)} scanned, "
+            f"{len(self.skipped)} skipped; {when}backend {self.backend}; "
             + "total {total:.2f} s (load {load:.2f}, filter {filter:.2f}, compute {compute:.2f}, "
               "rank {rank:.2f})".format(**{k: self.elapsed.get(k, 0.0) for k in
                                            ("total", "load", "filter", "compute", "rank")}),
@@ -152,37 +160,50 @@ class ScanResult:
         a = self.all["average_signal"]
         totals = {"long": int(((a >= self.long_threshold) & (a > 0)).sum()),
                   "short": int(((a <= self.short_threshold) & (a < 0)).sum())}
-        when = f" at {self.all['time'].iloc[0]}" if len(self.all) else ""
         for title, view, op, level in (("long", self.long, "≥", self.long_threshold),
                                        ("short", self.short, "≤", self.short_threshold)):
             lines.append("")
             # `+ 0.0` prints a threshold of -0.0 (from min_signal=0) as 0.
-            lines.append(f"Top {title}{when} (Average_Signal {op} {level + 0.0:g}): "
+            lines.append(f"Top {title} (Average_Signal {op} {level + 0.0:g}): "
                          f"{min(n, len(view))} of {totals[title]}")
             if len(view):
                 lines.append(_format_view(view.head(n)))
-        if self.skipped:
-            counts = pd.Series([r.split(":", 1)[0] for r in self.skipped.values()]).value_counts()
+        n_stale = int(self.all["stale"].sum()) if len(self.all) else 0
+        if n_stale:
             lines.append("")
-            lines.append("Skipped: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            lines.append(f"Stale: {n_stale} scanned symbol(s) whose last bar is more than "
+                         f"{STALE_INTERVALS} of their own bar intervals behind the newest "
+                         f"(column 'stale'; pass max_age to skip them)")
+        if self.skipped:
+            lines.append("")
+            lines.append("Skipped: " + ", ".join(f"{k} {v}" for k, v in
+                                                 self.skip_counts().items()))
         return "\n".join(lines)
+
+    def skip_counts(self) -> dict[str, int]:
+        """How many symbols were skipped for each reason category, most first."""
+        categories = pd.Series([r.split(":", 1)[0] for r in self.skipped.values()], dtype=object)
+        return {str(k): int(v) for k, v in categories.value_counts().items()}
 
 
 def _format_view(view: pd.DataFrame) -> str:
-    cols = ["close", "average_signal", "direction", *FAMILIES, "bars_since_long",
-            "bars_since_short", "dollar_volume"]
+    cols = ["time", "close", "average_signal", "direction", *FAMILIES, "bars_since_long",
+            "bars_since_short", "dollar_volume", "stale"]
     df = view[cols].copy()
-    df.columns = ["close", "signal", "dir", *FAMILIES, "since_long", "since_short", "dollar_vol"]
+    df.columns = ["time", "close", "signal", "dir", *FAMILIES, "since_long", "since_short",
+                  "dollar_vol", "stale"]
     fmt = {
+        "time": _fmt_when,
         "close": lambda v: f"{v:.6g}",
         "signal": lambda v: f"{v:+.3f}",
-        "dir": lambda v: "" if v != v else f"{v:+.0f}",
-        "since_long": lambda v: "" if v != v else f"{v:.0f}",
-        "since_short": lambda v: "" if v != v else f"{v:.0f}",
-        "dollar_vol": lambda v: "" if v != v else f"{v:,.0f}",
+        "dir": lambda v: "" if pd.isna(v) else f"{v:+d}",
+        "since_long": lambda v: "" if pd.isna(v) else f"{v:d}",
+        "since_short": lambda v: "" if pd.isna(v) else f"{v:d}",
+        "dollar_vol": lambda v: "" if pd.isna(v) else f"{v:,.0f}",
+        "stale": lambda v: "stale" if v else "",
     }
     for fam in FAMILIES:
-        fmt[fam] = lambda v: "" if v != v else f"{v:+.2f}"
+        fmt[fam] = lambda v: "" if pd.isna(v) else f"{v:+.2f}"
     return df.to_string(formatters=fmt)
 
 
@@ -200,29 +221,61 @@ def _show_progress(progress: bool | None) -> bool:
         return False
 
 
+@dataclass
+class _Packed:
+    """The universe's close (and volume) with every symbol's own bars packed to the right.
+
+    ``positions`` maps packed bars to rows of ``index`` (:mod:`gpu_trend.calendars`); None on
+    the union calendar, where bar t of every symbol is ``index[t]``.
+    """
+
+    close: np.ndarray
+    volume: np.ndarray | None
+    positions: np.ndarray | None
+    index: pd.Index
+
+    @classmethod
+    def of(cls, uni: Universe, cfg: ATCConfig, calendar_: str) -> "_Packed":
+        close = np.ascontiguousarray(uni.close.to_numpy(dtype=float, na_value=np.nan).T)
+        volume = (None if uni.volume is None else
+                  np.ascontiguousarray(uni.volume.to_numpy(dtype=float, na_value=np.nan).T))
+        if calendar_ == "union" and cfg.nan_policy != "skip":
+            return cls(close, volume, None, uni.index)
+        is_bar = np.ones(close.shape, dtype=bool) if calendar_ == "union" else uni.bar_mask().T
+        if cfg.nan_policy == "skip":
+            is_bar = is_bar & ~np.isnan(close)
+        arrays, positions = calendars.right_align(is_bar, close,
+                                                 *(() if volume is None else (volume,)))
+        return cls(arrays[0], arrays[1] if volume is not None else None, positions, uni.index)
+
+    def last_times(self) -> list:
+        return calendars.last_times(self.index, self.positions, self.close.shape[0])
+
+
 def _prefilter(
-    uni: Universe, cfg: ATCConfig, *, min_bars: int, min_price: float | None,
-    min_dollar_volume: float | None, dollar_volume_bars: int,
-) -> tuple[np.ndarray, dict[str, str], dict[str, np.ndarray]]:
+    uni: Universe, packed: _Packed, cfg: ATCConfig, *, min_bars: int, min_price: float | None,
+    min_dollar_volume: float | None, dollar_volume_bars: int, max_age: Any,
+) -> tuple[np.ndarray, dict[str, str], dict[str, Any]]:
     """Decide which symbols to compute, from the engine's own input check and cheap filters.
 
     Returns the boolean keep-mask over ``uni.symbols``, the skip reasons, and per-symbol columns
-    (bars, last close, dollar volume) the table reports.
+    (bars, last close, dollar volume, age, stale) the table reports.
     """
-    close = uni.close.to_numpy(dtype=float, na_value=np.nan)
-    n_t, n_s = close.shape
-    found = checks.check_symbols(np.ascontiguousarray(close.T), nan_policy=cfg.nan_policy)
-    valid = ~np.isnan(close)
-    has_any = found.kind != checks.NO_DATA
-    last = np.where(has_any, n_t - 1 - valid[::-1].argmax(axis=0) if n_t else 0, 0)
+    close = packed.close
+    n_s, n_t = close.shape
+    found = checks.check_symbols(close, nan_policy=cfg.nan_policy)
     bars = (n_t - found.start).astype(np.int64)
-    last_close = np.where(has_any, close[last, np.arange(n_s)] if n_t else np.nan, np.nan)
-    dollar = _dollar_volume(uni, close, dollar_volume_bars)
+    last_close = _last_valid(close)
+    dollar = _dollar_volume(close, packed.volume, dollar_volume_bars)
+    age, stale, too_old = _staleness(packed, max_age)
 
     skipped: dict[str, str] = {}
     for j, sym in enumerate(uni.symbols):
+        own = None if packed.positions is None else packed.positions[j]
         if found.kind[j] != checks.OK:
-            reason = checks.reason(found, j, uni.index)
+            reason = checks.reason(found, j, packed.index, positions=own)
+        elif too_old[j] is not None:
+            reason = too_old[j]
         elif bars[j] < min_bars:
             reason = f"too short: {int(bars[j])} bars < min_bars {min_bars}"
         elif min_price is not None and not last_close[j] >= min_price:
@@ -236,20 +289,98 @@ def _prefilter(
             continue
         skipped[sym] = reason
     keep = np.array([s not in skipped for s in uni.symbols], dtype=bool)
-    extra = {"bars": bars, "close": last_close, "dollar_volume": dollar}
+    extra = {"bars": bars, "close": last_close, "dollar_volume": dollar, "age": age,
+             "stale": stale, "time": packed.last_times()}
     return keep, skipped, extra
 
 
-def _dollar_volume(uni: Universe, close: np.ndarray, n_last: int) -> np.ndarray:
-    """Mean close × volume over each symbol's last `n_last` rows (NaN without volume)."""
-    n_t, n_s = close.shape
-    if uni.volume is None or not n_t:
+def _last_valid(close: np.ndarray) -> np.ndarray:
+    """Each row's last non-NaN value (NaN for a row without any)."""
+    valid = ~np.isnan(close)
+    if not close.shape[1]:
+        return np.full(close.shape[0], np.nan)
+    last = close.shape[1] - 1 - valid[:, ::-1].argmax(axis=1)
+    return np.where(valid.any(axis=1), close[np.arange(close.shape[0]), last], np.nan)
+
+
+def _dollar_volume(close: np.ndarray, volume: np.ndarray | None, n_last: int) -> np.ndarray:
+    """Mean close × volume over each symbol's last `n_last` bars (NaN without volume)."""
+    n_s, n_t = close.shape
+    if volume is None or not n_t:
         return np.full(n_s, np.nan)
-    vol = uni.volume.to_numpy(dtype=float, na_value=np.nan)
     tail = slice(max(0, n_t - n_last), n_t)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-        return np.nanmean(close[tail] * vol[tail], axis=0)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN
+        return np.nanmean(close[:, tail] * volume[:, tail], axis=1)
+
+
+def _staleness(packed: _Packed, max_age: Any) -> tuple:
+    """Each symbol's age (the universe's newest last bar minus its own), stale flag, and the
+    skip reason `max_age` gives it (None if it passes).
+
+    ``max_age``: None, a :class:`pandas.Timedelta` (or a string it parses, e.g. "30D"), or an
+    int: how many of the universe's timestamps may come after the symbol's last bar.
+    """
+    index, positions = packed.index, packed.positions
+    n_s = packed.close.shape[0]
+    last_pos = (np.full(n_s, len(index) - 1) if positions is None
+                else positions[:, -1] if positions.shape[1] else np.full(n_s, -1))
+    has = last_pos >= 0
+    newest = int(last_pos[has].max()) if has.any() else -1
+    values = index.to_numpy()
+    numeric_time = isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index)
+    if newest < 0 or not numeric_time:
+        return (pd.Series([None] * n_s, dtype=object).to_numpy(), np.zeros(n_s, dtype=bool),
+                [None] * n_s)
+    age = pd.Series(values[newest] - values[np.where(has, last_pos, newest)]).where(has)
+    interval = _typical_interval(values, positions, n_s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        stale = np.asarray((age > interval * STALE_INTERVALS).fillna(False), dtype=bool)
+    reasons = [None] * n_s
+    if max_age is not None:
+        if isinstance(max_age, (int, np.integer)) and not isinstance(max_age, bool):
+            behind = newest - last_pos
+            over, limit = behind > int(max_age), f"{int(max_age)} bars"
+            what = [f"{b} bars of the universe" for b in behind]
+        else:
+            limit_td = pd.Timedelta(max_age)
+            over, limit = np.asarray((age > limit_td).fillna(False)), _fmt_age(limit_td)
+            what = [_fmt_age(a) for a in age]
+        for j in np.flatnonzero(over & has):
+            reasons[j] = (f"stale: last bar {_fmt_when(values[last_pos[j]])}, {what[j]} before "
+                          f"{_fmt_when(values[newest])} (max_age {limit})")
+    return age.to_numpy(), stale, reasons
+
+
+def _typical_interval(values: np.ndarray, positions: np.ndarray | None, n_s: int) -> pd.Series:
+    """Median spacing of each symbol's last (up to) 21 bars: its own bar interval."""
+    if positions is None:
+        rows = np.tile(np.arange(max(len(values) - 21, 0), len(values)), (n_s, 1))
+    else:
+        rows = positions[:, -21:]
+    times = pd.DataFrame(values[np.maximum(rows, 0)]).where(rows >= 0)
+    return times.diff(axis=1).median(axis=1)
+
+
+def _fmt_when(t: Any) -> str:
+    """A timestamp as a date when it has no time of day."""
+    t = pd.Timestamp(t) if isinstance(t, np.datetime64) else t
+    if isinstance(t, pd.Timestamp) and t == t.normalize():
+        return str(t.date())
+    return str(t)
+
+
+def _fmt_age(age: Any) -> str:
+    """``"11.8 years"``, ``"45 days"``, ``"6 hours"``; numbers as they are (bar-number times)."""
+    if not isinstance(age, pd.Timedelta):
+        return "" if age is None or age != age else f"{age:g}"
+    days = age / pd.Timedelta(days=1)
+    if days >= 365.25:
+        return f"{days / 365.25:.1f} years"
+    if days >= 1:
+        return f"{days:.0f} days"
+    return f"{age / pd.Timedelta(hours=1):.0f} hours"
 
 
 @contextmanager
@@ -262,28 +393,35 @@ def _recorded(caught: list):
 
 
 def _latest_rows(
-    close: pd.DataFrame, cfg: ATCConfig, *, backend: str, chunk_symbols: int | None,
-    memory_limit: Any, skipped: dict[str, str], caught: list, bar: Any,
+    close: np.ndarray, names: list, cfg: ATCConfig, *, backend: str,
+    chunk_symbols: int | None, memory_limit: Any, skipped: dict[str, str], caught: list,
+    bar: Any,
 ) -> Iterator[pd.DataFrame]:
-    """Yield ``latest()`` of each chunk :func:`gpu_trend.iter_atc` computes.
+    """Yield ``latest()`` of each chunk :func:`gpu_trend.iter_atc` computes on `close`.
 
-    On the GPU each chunk is uploaded and its results stay on the device: only the ``latest()``
-    table comes back. A symbol the engine refuses (the prefilter runs the same check, so this
-    is a safety net) goes to `skipped`, and the scan restarts without it: the engine checks the
+    `close` holds the symbols' packed own bars (symbols × bars, :class:`_Packed`). On the GPU
+    each chunk is uploaded and its results stay on the device: only the ``latest()`` table
+    comes back. A symbol the engine refuses (the prefilter runs the same check, so this is a
+    safety net) goes to `skipped`, and the scan restarts without it: the engine checks the
     whole universe before its first chunk, so nothing has been computed yet.
     """
     on_device = resolve_backend(backend) == "gpu"
-    while close.shape[1]:
+    # The bars are packed already: with "skip" nothing is left to skip, and the engine must
+    # not pack them again (it would, to the same values, at a cost).
+    if cfg.nan_policy == "skip":
+        cfg = dataclasses.replace(cfg, nan_policy="raise")
+    while len(names):
         chunks = iter_atc(close, cfg, backend=backend, chunk_symbols=chunk_symbols,
-                          memory_limit=memory_limit, on_device=on_device)
+                          memory_limit=memory_limit, on_device=on_device, symbols=names)
         try:
             with _recorded(caught):
                 res = next(chunks, None)
         except ATCInputError as exc:
-            if exc.symbol is None or str(exc.symbol) not in close.columns:
+            if exc.symbol is None or str(exc.symbol) not in names:
                 raise
             skipped[str(exc.symbol)] = f"error: {exc}"
-            close = close.drop(columns=[str(exc.symbol)])
+            row = names.index(str(exc.symbol))
+            close, names = np.delete(close, row, axis=0), names[:row] + names[row + 1:]
             bar.update(1)
             continue
         while res is not None:
@@ -308,8 +446,8 @@ def _rank(frame: pd.DataFrame) -> pd.DataFrame:
         agree = np.sign(a) * np.nanmean(fam, axis=1)
     # Many symbols sit exactly at ±1 (all six families agree): among those, the freshest
     # event in the signal's direction is the most actionable.
-    since = np.where(a > 0, frame["bars_since_long"].to_numpy(dtype=float),
-                     frame["bars_since_short"].to_numpy(dtype=float))
+    since = np.where(a > 0, frame["bars_since_long"].to_numpy(dtype=float, na_value=np.nan),
+                     frame["bars_since_short"].to_numpy(dtype=float, na_value=np.nan))
     names = np.asarray([str(s) for s in frame.index], dtype=str)
     order = np.lexsort((
         names,
@@ -336,6 +474,8 @@ def scan(
     progress: bool | None = None,
     chunk_symbols: int | None = None,
     dollar_volume_bars: int = 20,
+    max_age: Any = None,
+    calendar: str = "own",
     read_options: Mapping[str, Any] | None = None,
 ) -> ScanResult:
     """Compute ATC over a universe and rank the symbols by signal strength.
@@ -371,6 +511,16 @@ def scan(
         Symbols per chunk (overrides the size derived from `memory_limit`).
     dollar_volume_bars : int, default 20
         Bars averaged for the dollar-volume column and filter.
+    max_age : pandas.Timedelta, str or int, optional
+        Skip symbols whose last bar is older than the universe's newest by more than this: a
+        time span (``pd.Timedelta("30D")`` or ``"30D"``) or a count of the universe's
+        timestamps after the symbol's last bar. Without it, such symbols are computed and
+        flagged in the ``stale`` column (last bar more than :data:`STALE_INTERVALS` of their
+        own bar intervals behind the newest).
+    calendar : {"own", "union"}, default "own"
+        ``"own"``: every symbol is computed on its own bars (its own timestamps; a time that
+        only other symbols have is not one of its bars). ``"union"``: on the common grid of
+        all timestamps, where another symbol's time is a missing close (``nan_policy``).
     read_options : mapping, optional
         Keyword arguments for :func:`gpu_trend.io.read_universe` (``format``, ``columns``…)
         when `universe` is a path or a frame.
@@ -393,7 +543,8 @@ def scan(
     t_start = time.perf_counter()
     cfg = as_config(config)
     min_bars = _check_scan_args(cfg, top=top, min_signal=min_signal, min_bars=min_bars,
-                                dollar_volume_bars=dollar_volume_bars)
+                                dollar_volume_bars=dollar_volume_bars, max_age=max_age,
+                                calendar=calendar)
     # The scan needs close and volume only: not loading OHLC saves a third of the read.
     opts = {"fields": ("close", "volume"), **dict(read_options or {})}
     uni = universe if isinstance(universe, Universe) else read_universe(universe, **opts)
@@ -401,15 +552,17 @@ def scan(
         raise ValueError("min_dollar_volume needs volume data, and this universe has none")
     t_load = time.perf_counter()
 
+    packed = _Packed.of(uni, cfg, calendar)
     keep, skipped, extra = _prefilter(
-        uni, cfg, min_bars=min_bars, min_price=min_price,
-        min_dollar_volume=min_dollar_volume, dollar_volume_bars=int(dollar_volume_bars))
+        uni, packed, cfg, min_bars=min_bars, min_price=min_price,
+        min_dollar_volume=min_dollar_volume, dollar_volume_bars=int(dollar_volume_bars),
+        max_age=max_age)
     skipped = {**uni.rejected, **skipped}  # the reader's reasons use the same wording
-    close = uni.close.loc[:, keep]
     t_filter = time.perf_counter()
 
     caught: list = []
-    latest = _compute_latest(close, cfg, backend=backend, chunk_symbols=chunk_symbols,
+    latest = _compute_latest(packed.close[keep], [s for s, k in zip(uni.symbols, keep) if k],
+                             cfg, backend=backend, chunk_symbols=chunk_symbols,
                              memory_limit=memory_limit, skipped=skipped, caught=caught,
                              progress=progress)
     t_compute = time.perf_counter()
@@ -437,8 +590,19 @@ def scan(
     )
 
 
-def _check_scan_args(cfg: ATCConfig, *, top, min_signal, min_bars, dollar_volume_bars) -> int:
+def _check_scan_args(cfg: ATCConfig, *, top, min_signal, min_bars, dollar_volume_bars, max_age,
+                     calendar) -> int:
     """Validate the scan's own arguments; returns `min_bars` with its default filled in."""
+    if calendar not in CALENDARS:
+        raise ValueError(f"calendar must be one of {CALENDARS}, got {calendar!r}")
+    if max_age is not None and not (isinstance(max_age, (int, np.integer))
+                                    and not isinstance(max_age, bool) and max_age >= 0):
+        try:
+            if pd.Timedelta(max_age) < pd.Timedelta(0):
+                raise ValueError
+        except (ValueError, TypeError):
+            raise ValueError(f"max_age must be a time span (e.g. '30D') or a number of bars "
+                             f">= 0, got {max_age!r}") from None
     if top is not None and int(top) < 1:
         raise ValueError(f"top must be >= 1, got {top!r}")
     if min_signal is not None and (not math.isfinite(min_signal) or min_signal < 0):
@@ -452,13 +616,15 @@ def _check_scan_args(cfg: ATCConfig, *, top, min_signal, min_bars, dollar_volume
     return int(min_bars)
 
 
-def _compute_latest(close: pd.DataFrame, cfg: ATCConfig, *, progress, **kwargs) -> pd.DataFrame:
-    """The engine's ``latest()`` rows of every computable column of `close`, with a progress bar."""
+def _compute_latest(close: np.ndarray, names: list, cfg: ATCConfig, *, progress,
+                    **kwargs) -> pd.DataFrame:
+    """The engine's ``latest()`` rows of the symbols `names` (rows of `close`), with a progress
+    bar."""
     from tqdm.auto import tqdm
 
-    with tqdm(total=close.shape[1], unit="sym", desc="ATC scan", leave=False,
+    with tqdm(total=len(names), unit="sym", desc="ATC scan", leave=False,
               disable=not _show_progress(progress), file=sys.stderr) as bar:
-        rows = list(_latest_rows(close, cfg, bar=bar, **kwargs))
+        rows = list(_latest_rows(close, names, cfg, bar=bar, **kwargs))
     if rows:
         return pd.concat(rows)
     return pd.DataFrame(columns=["time", "average_signal", "direction", *FAMILIES,
@@ -467,15 +633,16 @@ def _compute_latest(close: pd.DataFrame, cfg: ATCConfig, *, progress, **kwargs) 
 
 
 def _with_columns(latest: pd.DataFrame, uni: Universe, extra: dict) -> pd.DataFrame:
-    """`latest` with the prefilter's per-symbol columns (close, dollar volume, bars)."""
+    """`latest` with the prefilter's per-symbol columns: each symbol's own last time, close,
+    dollar volume, bars, age and stale flag."""
     pos = pd.Series(np.arange(uni.n_symbols), index=uni.symbols)
     sel = pos.reindex(latest.index).to_numpy()
     latest = latest.copy()
-    for name in ("close", "dollar_volume", "bars"):
-        latest[name] = extra[name][sel] if len(sel) else np.array([], dtype=float)
+    for name in ("time", "close", "dollar_volume", "bars", "age", "stale"):
+        latest[name] = np.asarray(extra[name], dtype=object if name == "time" else None)[sel]
     latest.index.name = "symbol"
-    return latest.astype({"bars": "int64", "bars_since_long": float,
-                          "bars_since_short": float})
+    latest["time"] = pd.Index(latest["time"].tolist()) if len(latest) else latest["time"]
+    return latest.astype({"bars": "int64", "stale": bool})
 
 
 def _hits(ranked: pd.DataFrame, lo: float, hi: float, top: int | None) -> pd.DataFrame:

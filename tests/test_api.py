@@ -94,7 +94,7 @@ def test_interior_nan_raises_by_default_naming_symbol_and_bar():
     close[2, :10] = np.nan   # a later listing is fine ...
     close[2, 33] = np.nan    # ... a hole is not
     with pytest.raises(ATCInputError, match=r"symbol '2': close is NaN at bar 33\b.*first valid "
-                                            r"close at bar 10.*nan_policy='ffill'"):
+                                            r"close at bar 10.*nan_policy='skip'.*'ffill'"):
         gpu_trend.compute_atc(close, **CPU)
 
 
@@ -233,3 +233,15 @@ def test_read_only_input_reuses_the_compiled_kernel():
     res = gpu_trend.compute_atc(frozen, **CPU)
     assert len(run_cpu.signatures) == before
     np.testing.assert_array_equal(res.average_signal, gpu_trend.compute_atc(close, **CPU).average_signal)
+
+
+@pytest.mark.parametrize("lengths", [(28,) * 6, (10, 10, 10, 10, 10, 100), (10, 12, 40, 9, 10, 7),
+                                     (10, 10, 10, 30, 10, 10)])
+def test_first_full_bar_is_where_all_54_mas_are_valid(lengths):
+    """Counted from the member MAs themselves: KAMA is valid from the listing on."""
+    close = walk(2, 260)
+    close[1, :17] = np.nan  # listed later
+    res = gpu_trend.compute_atc(close, ATCConfig(lengths=lengths), members=True, **CPU)
+    for row in range(2):
+        valid = np.isfinite(res.member_ma[row]).all(axis=0)
+        assert res.first_full_bar[row] == int(np.argmax(valid))

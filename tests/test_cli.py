@@ -76,7 +76,7 @@ def test_scan_prints_and_writes(long_file, tmp_path):
                "--skipped-out", str(tmp_path / "skipped.json"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
-    assert "5 symbols × 240 bars: 4 scanned, 1 skipped" in proc.stdout
+    assert "5 symbols × 240 timestamps: 4 scanned, 1 skipped" in proc.stdout
     assert "Top long" in proc.stdout and "Top short" in proc.stdout
     assert "Skipped: too short 1" in proc.stdout
     table = pd.read_csv(out)
@@ -114,7 +114,7 @@ def test_scan_wide_csv_with_options(tmp_path, capsys):
     assert main(["scan", str(path), "--format", "wide", "--backend", "cpu", "--min-signal", "0",
                  "--robustness", "Wide", "--length", "20", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "2 symbols × 200 bars: 2 scanned, 0 skipped" in out
+    assert "2 symbols × 200 timestamps: 2 scanned, 0 skipped" in out
 
 
 @pytest.mark.parametrize("args, code, fragments", [

@@ -58,16 +58,18 @@ def test_long_file_round_trip(tmp_path, suffix):
 
 def test_long_close_only_and_custom_column_names(tmp_path):
     df = long_frame()[["symbol", "time", "close"]].rename(
-        columns={"symbol": "ticker", "time": "Date", "close": "adj_close"})
+        columns={"symbol": "ticker", "time": "Date", "close": "px_last"})
     path = tmp_path / "u.csv"
     df.to_csv(path, index=False)
-    with pytest.raises(DataError, match="no close column"):
+    with pytest.raises(DataError, match="no close column.*accepted shapes: long"):
         read_universe(path)
-    u = read_universe(path, columns={"close": "adj_close"})  # ticker / Date found by alias
+    u = read_universe(path, columns={"close": "px_last"})  # ticker / Date found by alias
     assert_close_table(u)
     assert u.volume is None and u.open is None
-    with pytest.raises(DataError, match="'nope'.*not found"):
+    with pytest.raises(DataError, match=r"'nope'.*not found in .*u\.csv"):
         read_universe(path, columns={"close": "nope"})
+    # An adjusted close is the close where there is no plain one.
+    assert_close_table(read_universe(df.rename(columns={"px_last": "Adj Close"})))
     with pytest.raises(ValueError, match="unknown field"):
         read_universe(path, columns={"price2": "adj_close"})
 
@@ -386,3 +388,94 @@ def test_long_parquet_with_time_in_the_index(tmp_path):
     long_frame().set_index("time").to_parquet(path)
     assert_close_table(read_universe(path, fields=["close"]))
     assert_close_table(read_universe(path))
+
+
+# --------------------------------------------------------------------------------------------
+# present: which cells are a symbol's own bars
+# --------------------------------------------------------------------------------------------
+def holed_long_frame() -> pd.DataFrame:
+    """AAA has a row at T[3] whose close is empty; BBB has no row at T[3] at all."""
+    df = long_frame()
+    df.loc[(df.symbol == "AAA") & (df.time == T[3]), "close"] = np.nan
+    return df[~((df.symbol == "BBB") & (df.time == T[3]))].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_present_tells_a_missing_row_from_a_row_with_an_empty_close(tmp_path, suffix):
+    path = tmp_path / f"holed{suffix}"
+    df = holed_long_frame()
+    df.to_parquet(path) if suffix == ".parquet" else df.to_csv(path, index=False)
+    u = read_universe(path)
+    # Both cells are NaN in the close table …
+    assert np.isnan(u.close.loc[T[3], "AAA"]) and np.isnan(u.close.loc[T[3], "BBB"])
+    # … but only AAA has a bar there: a hole in its own history, for the engine's nan_policy.
+    assert u.present.dtypes.eq(bool).all()
+    np.testing.assert_array_equal(u.present["AAA"], [True] * 6)
+    np.testing.assert_array_equal(u.present["BBB"], [False, False, True, False, True, True])
+    np.testing.assert_array_equal(u.bar_mask(), u.present.to_numpy())
+    assert u.rejected == {}
+
+
+def test_wide_tables_leave_present_unset():
+    u = read_universe(EXPECTED_CLOSE)
+    assert u.present is None
+    np.testing.assert_array_equal(u.bar_mask(), EXPECTED_CLOSE.notna().to_numpy())
+
+
+def test_directory_present_follows_each_files_own_calendar(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    days = pd.bdate_range("2024-03-01", periods=10)
+    weekly = pd.date_range("2024-03-01", periods=3, freq="W-FRI")
+    pd.DataFrame({"time": days, "close": np.arange(1.0, 11.0)}).to_parquet(d / "DAY.parquet")
+    pd.DataFrame({"time": weekly, "close": [5.0, np.nan, 6.0]}).to_csv(d / "WEEK.csv",
+                                                                       index=False)
+    u = read_universe(d)
+    assert list(u.index) == sorted(set(days) | set(weekly))
+    np.testing.assert_array_equal(u.present["DAY"], u.index.isin(days))
+    # WEEK's empty close is still one of its bars; the days between its Fridays are not.
+    np.testing.assert_array_equal(u.present["WEEK"], u.index.isin(weekly))
+    week = u.select(["WEEK"])
+    assert list(week.index) == list(weekly)
+    assert week.present["WEEK"].all() and np.isnan(week.close["WEEK"].iloc[1])
+
+
+def test_select_and_to_long_keep_the_rows_read():
+    df = holed_long_frame()
+    # BBB's first row has an empty close: still BBB's first bar.
+    df.loc[(df.symbol == "BBB") & (df.time == T[2]), "close"] = np.nan
+    u = read_universe(df)
+    b = u.select(["BBB"])
+    assert list(b.index) == [T[2], T[4], T[5]]
+    np.testing.assert_array_equal(b.bar_mask(), [[True], [True], [True]])
+    long = u.to_long()
+    assert len(long) == len(df)  # every row, those with an empty close too
+    back = read_universe(long)
+    pd.testing.assert_frame_equal(back.present, u.present)
+    pd.testing.assert_frame_equal(back.close, u.close)
+    pd.testing.assert_frame_equal(u.select(["AAA", "BBB"]).present, u.present)
+    # Without present a wide universe keeps its interior empty rows: they may be holes.
+    wide = read_universe(EXPECTED_CLOSE.assign(BBB=[np.nan, np.nan, 3.0, np.nan, 5.0, 6.0]))
+    sub = wide.select(["BBB"])
+    assert sub.present is None and list(sub.index) == list(T[2:])
+    # ... and they are: BBB's bars run from its first close to its last (6 + 4 rows).
+    assert len(wide.to_long()) == 10
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_write_universe_long_keeps_rows_with_an_empty_close(tmp_path, suffix):
+    u = read_universe(holed_long_frame())
+    back = read_universe(write_universe(u, tmp_path / f"out{suffix}"))
+    pd.testing.assert_frame_equal(back.present, u.present, check_index_type=False)
+
+
+def test_present_is_normalised_and_follows_rejections():
+    close = pd.DataFrame({1: [1.0, 2.0, 3.0], "B": [1.0, np.nan, 2.0]})
+    present = pd.DataFrame({1: [1, 0]}, index=[0, 1])  # ints, one row and column short
+    u = Universe(close=close, present=present)
+    assert list(u.present.columns) == ["1", "B"] and (u.present.dtypes == bool).all()
+    np.testing.assert_array_equal(u.bar_mask(), [[True, False], [False, False], [False, False]])
+    bad = holed_long_frame()
+    bad.loc[bad.symbol == "BBB", "close"] = -1.0
+    ub = read_universe(bad)
+    assert ub.symbols == ["AAA"] and list(ub.present.columns) == ["AAA"]

@@ -109,7 +109,8 @@ def test_interior_nans_follow_the_policy(close, data, policy):
     finite = np.flatnonzero(~np.isnan(close))
     if len(finite) < 3:
         return
-    holes = data.draw(st.lists(st.sampled_from(list(finite[1:])), min_size=1, max_size=4))
+    # Inside the history: empty cells after the last close mean the data ended (own calendar).
+    holes = data.draw(st.lists(st.sampled_from(list(finite[1:-1])), min_size=1, max_size=4))
     close = close.copy()
     close[holes] = np.nan
     cfg = ATCConfig(**{**data.draw(configs(len(close))).__dict__, "nan_policy": policy})
@@ -118,6 +119,23 @@ def test_interior_nans_follow_the_policy(close, data, policy):
     with pytest.raises(ATCInputError, match=f"bar {min(holes)}"):
         gpu_trend.compute_atc(close, ATCConfig(**{**cfg.__dict__, "nan_policy": "raise"}),
                               backend="cpu")
+
+
+@PROFILE
+@given(close=paths(max_bars=90), data=st.data())
+def test_data_that_ends_early_is_computed_on_its_own_bars(close, data):
+    """Empty cells after the last close are no bars: the same values as the shorter series."""
+    finite = np.flatnonzero(~np.isnan(close))
+    if len(finite) < 2:
+        return
+    cut = data.draw(st.integers(int(finite[0]) + 1, len(close) - 1))
+    ended = close.copy()
+    ended[cut:] = np.nan
+    first = int(finite[0])
+    cfg = data.draw(configs(cut - first))
+    res = gpu_trend.compute_atc(ended, cfg, backend="cpu", members=True)
+    assert_same(res, 0, run_reference(close[first:cut], cfg), "ended")
+    assert list(res.times(0)) == list(range(first, cut))
 
 
 def test_long_history_large_prices_match_reference():

@@ -246,7 +246,9 @@ def test_the_scan_computes_through_iter_atc_with_its_budget(universe, monkeypatc
     monkeypatch.setattr(scanner, "iter_atc", spy)
     res = scan(universe, backend="cpu", progress=False, min_signal=0.0, chunk_symbols=3,
                memory_limit="1GiB")
-    assert seen == [dict(backend="cpu", chunk_symbols=3, memory_limit="1GiB", on_device=False)]
+    assert len(seen) == 1 and sorted(seen[0]["symbols"]) == sorted(GOOD)
+    assert {k: v for k, v in seen[0].items() if k != "symbols"} == dict(
+        backend="cpu", chunk_symbols=3, memory_limit="1GiB", on_device=False)
     want = direct(universe.close, GOOD)
     np.testing.assert_array_equal(res.all.loc[want.index, "average_signal"],
                                   want["average_signal"])
@@ -309,7 +311,8 @@ def test_to_file(tmp_path, universe, suffix):
 def test_summary_text(universe):
     res = scan(universe, backend="cpu", progress=False, min_price=1.0, top=2)
     text = res.summary(n=2)
-    assert "Top long at 2023-10-28 00:00:00 (Average_Signal ≥ 0.1): 2 of 3" in text
+    assert "newest bar 2023-10-28;" in text
+    assert "Top long (Average_Signal ≥ 0.1): 2 of 3" in text
     assert "Top short" in text
     assert "too short 1" in text and "min_price 1" in text
     assert "backend cpu" in text
