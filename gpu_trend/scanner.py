@@ -204,7 +204,7 @@ def _format_view(view: pd.DataFrame) -> str:
     }
     for fam in FAMILIES:
         fmt[fam] = lambda v: "" if pd.isna(v) else f"{v:+.2f}"
-    return df.to_string(formatters=fmt)
+    return df.to_string(formatters=fmt, na_rep="")
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,9 +239,9 @@ class _Packed:
         close = np.ascontiguousarray(uni.close.to_numpy(dtype=float, na_value=np.nan).T)
         volume = (None if uni.volume is None else
                   np.ascontiguousarray(uni.volume.to_numpy(dtype=float, na_value=np.nan).T))
-        if calendar_ == "union" and cfg.nan_policy != "skip":
+        if calendar_ == "union":
             return cls(close, volume, None, uni.index)
-        is_bar = np.ones(close.shape, dtype=bool) if calendar_ == "union" else uni.bar_mask().T
+        is_bar = uni.bar_mask().T
         if cfg.nan_policy == "skip":
             is_bar = is_bar & ~np.isnan(close)
         arrays, positions = calendars.right_align(is_bar, close,
@@ -595,6 +595,9 @@ def _check_scan_args(cfg: ATCConfig, *, top, min_signal, min_bars, dollar_volume
     """Validate the scan's own arguments; returns `min_bars` with its default filled in."""
     if calendar not in CALENDARS:
         raise ValueError(f"calendar must be one of {CALENDARS}, got {calendar!r}")
+    if calendar == "union" and cfg.nan_policy == "skip":
+        raise ValueError("nan_policy='skip' puts each symbol on its own bars: it needs "
+                         "calendar='own'")
     if max_age is not None and not (isinstance(max_age, (int, np.integer))
                                     and not isinstance(max_age, bool) and max_age >= 0):
         try:

@@ -252,3 +252,84 @@ def test_choices_are_the_library_constants(long_file, capsys, option, values):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "scan" in capsys.readouterr().out
+
+
+# --- mixed real data: calendars, staleness, hints -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def mixed_csv(tmp_path_factory) -> Path:
+    from test_calendars import mixed_long
+
+    path = tmp_path_factory.mktemp("mixed") / "mixed.csv"
+    mixed_long().to_csv(path, index=False)
+    return path
+
+
+def test_mixed_calendars_scan_out_of_the_box(mixed_csv, tmp_path):
+    out = tmp_path / "all.csv"
+    proc = run("scan", str(mixed_csv), "--backend", "cpu", "--out", str(out), "--all")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out).set_index("symbol")
+    assert len(table) == 7
+    assert table.loc["GOOG", "time"].startswith("2013-03-01") and table.loc["GOOG", "stale"]
+    assert table.loc["BTC", "bars"] == 156
+    assert "Stale: 1 scanned symbol" in proc.stdout and "--max-age" in proc.stdout
+    # Integers stay integers in the file.
+    assert re.search(r"^GOOG,\d+,2013-03-01[^,]*,[^,]+,[^,]+,-?1,", out.read_text(), re.M)
+
+
+def test_max_age_option_skips_stale_symbols(mixed_csv):
+    proc = run("scan", str(mixed_csv), "--backend", "cpu", "--max-age", "45D")
+    assert proc.returncode == 0, proc.stderr
+    assert "Skipped: stale 1" in proc.stdout
+    assert_one_line_error(run("scan", str(mixed_csv), "--max-age", "soon"), 2, "--max-age")
+
+
+def test_scanning_nothing_exits_non_zero_with_reasons_in_cli_syntax(mixed_csv):
+    # On the union grid every symbol has other symbols' times as holes.
+    proc = run("scan", str(mixed_csv), "--backend", "cpu", "--calendar", "union")
+    err = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1
+    assert err.startswith("gpu-trend: error: scanned 0 of 7 symbols (missing data 7); e.g. ")
+    assert "--nan-policy skip" in err and "nan_policy=" not in err
+
+
+def test_engine_warnings_are_one_line_each(long_file):
+    proc = run("scan", str(long_file), "--backend", "cpu", "--la", "1")
+    assert proc.returncode == 0, proc.stderr
+    warned = [ln for ln in proc.stderr.splitlines() if ln]
+    assert len(warned) == 1, proc.stderr
+    assert re.fullmatch(r"gpu-trend: warning: la=1\.0 grows returns by [\d.]+x at the last bar "
+                        r"\(above 1\.25\) for 4 of 4 symbols; .*", warned[0])
+
+
+def test_cli_syntax_of_library_hints():
+    from gpu_trend.cli import _cli_syntax
+
+    assert _cli_syntax("pass nan_policy='ffill' or raise memory_limit; columns={'time': NAME}"
+                       ) == "pass --nan-policy ffill or raise --memory-limit; --columns time=NAME"
+    assert _cli_syntax("on its own calendar") == "on its own calendar"
+
+
+def test_first_run_says_it_is_compiling(capsys):
+    from gpu_trend.cli import _wait_for_kernels
+
+    class Compiling:
+        cached = False
+
+        def __init__(self):
+            self.joined = False
+
+        def is_alive(self):
+            return not self.joined
+
+        def join(self, timeout=None):
+            self.joined = True
+
+    warm = Compiling()
+    _wait_for_kernels(warm)
+    assert warm.joined and "compiling the ATC kernels (first run only" in capsys.readouterr().err
+    warm = Compiling()
+    warm.cached = True
+    _wait_for_kernels(warm)
+    assert capsys.readouterr().err == ""
