@@ -10,6 +10,7 @@ all three word the finding with :func:`describe`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,10 @@ from .arrays import namespace, to_host
 
 #: Finding kinds, in the order they are looked for within one symbol.
 OK, BAD_CLOSE, BAD_SOURCE, CLOSE_HOLE, SOURCE_HOLE, NO_DATA = range(6)
+
+#: Largest accepted |price|: the window sums multiply prices by up to ℓ² (about 1e10 at the
+#: longest windows) and must stay far from float64's 1.8e308, without a check in the kernels.
+MAX_PRICE = 1e100
 
 #: Findings that stop a computation (a symbol without any close computes as all-NaN).
 ERRORS = (BAD_CLOSE, BAD_SOURCE, CLOSE_HOLE, SOURCE_HOLE)
@@ -76,7 +81,8 @@ def check_symbols(close, source=None, *, nan_policy: str = "raise") -> SymbolChe
     """Check every symbol's inputs; the arrays stay where they are (NumPy or CuPy).
 
     Within one symbol the first finding in this order is reported: a close
-    that is not a finite price > 0, an infinite source, then (only with
+    that is not a finite price > 0 (at most :data:`MAX_PRICE`), an infinite
+    (or beyond :data:`MAX_PRICE`) source, then (only with
     ``nan_policy="raise"``) a NaN close or source inside its history (from
     its first valid close on), or (``"skip"``, whose closes have no holes
     left) a NaN source on a bar; a symbol with no valid close is ``NO_DATA``.
@@ -105,9 +111,9 @@ def check_symbols(close, source=None, *, nan_policy: str = "raise") -> SymbolChe
         return xp.arange(n_bars)[None, :] >= start[:, None]
 
     # One mask at a time, in priority order, so the peak stays at a few bool arrays.
-    checks = [(BAD_CLOSE, lambda: valid & ~((close > 0) & xp.isfinite(close)))]
+    checks = [(BAD_CLOSE, lambda: valid & ~((close > 0) & (close <= MAX_PRICE)))]
     if separate:
-        checks.append((BAD_SOURCE, lambda: xp.isinf(source)))
+        checks.append((BAD_SOURCE, lambda: xp.abs(source) > MAX_PRICE))
     if nan_policy == "raise":
         checks.append((CLOSE_HOLE, lambda: in_history() & ~valid))
     if separate and nan_policy in ("raise", "skip"):
@@ -167,10 +173,13 @@ def describe(checks: SymbolChecks, row: int, index=None, *, shown=None, position
     if shown is None:
         shown = repr(float(checks.value[row]))
     at = bar_label(index, bar, positions)
+    value = float(checks.value[row])
+    huge = math.isfinite(value) and abs(value) > MAX_PRICE
+    beyond = f" (prices beyond {MAX_PRICE:g} are refused: the window sums would overflow)"
     if kind == BAD_CLOSE:
-        return f"close must be a finite price > 0, got {shown} at {at}"
+        return f"close must be a finite price > 0, got {shown} at {at}{beyond if huge else ''}"
     if kind == BAD_SOURCE:
-        return f"source must be finite, got {shown} at {at}"
+        return f"source must be finite, got {shown} at {at}{beyond if huge else ''}"
     if kind in (CLOSE_HOLE, SOURCE_HOLE):
         what = "close" if kind == CLOSE_HOLE else "source"
         return (f"{what} is NaN at {at}, inside its history (first valid close at "

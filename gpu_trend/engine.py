@@ -69,56 +69,111 @@ def as_config(config) -> ATCConfig:
     raise TypeError(f"config must be an ATCConfig or a mapping, got {type(config).__name__}")
 
 
-def _normalise(data, name, symbols=None, index=None):
-    """(array (S, T) float64, symbols, index, is_bar) from any supported input.
+def _normalise(data, name):
+    """(array (S, T) float64, symbol names or None, index or None, is_bar) from an input.
 
-    The array is NumPy or CuPy; pandas/cuDF objects keep their labels. ``is_bar``
+    The array is NumPy or CuPy; pandas/cuDF objects give their labels. ``is_bar``
     is the (S, T) mask of which cells are bars of their symbol for a
     :class:`~gpu_trend.io.Universe` (each symbol on its own calendar), else None.
     """
-    is_bar = None
+    names = index = is_bar = None
     if isinstance(data, Universe):
-        symbols, index = data.symbols, data.index
+        names, index = data.symbols, data.index
         arr = data.close.to_numpy(dtype=np.float64, na_value=np.nan).T
         is_bar = np.ascontiguousarray(data.bar_mask().T)
-    elif isinstance(data, pd.DataFrame):
-        _check_time_index(data.index, name)
-        symbols = [str(c) for c in data.columns]
-        index = data.index
-        arr = data.to_numpy(dtype=np.float64, na_value=np.nan).T
-    elif isinstance(data, pd.Series):
-        _check_time_index(data.index, name)
-        symbols = [str(data.name) if data.name is not None else "0"]
-        index = data.index
-        arr = data.to_numpy(dtype=np.float64, na_value=np.nan)[None, :]
+    elif isinstance(data, (pd.DataFrame, pd.Series)):
+        frame = data.to_frame(name=data.name if data.name is not None else "0") \
+            if isinstance(data, pd.Series) else data
+        _check_numeric_columns(frame, name)
+        _check_time_index(frame.index, name)
+        names, index = list(frame.columns), frame.index
+        arr = frame.to_numpy(dtype=np.float64, na_value=np.nan).T
     elif is_cudf(data):
-        if data.__class__.__name__ == "Series":
-            data = data.to_frame(name=data.name if data.name is not None else "0")
-        symbols = [str(c) for c in data.columns]
-        index = data.index.to_pandas()
+        frame = data.to_frame(name=data.name if data.name is not None else "0") \
+            if data.__class__.__name__ == "Series" else data
+        names, index = list(frame.columns), frame.index.to_pandas()
         _check_time_index(index, name)
-        arr = data.to_cupy(dtype="float64").T  # a wide cuDF frame stays on the device
+        arr = frame.to_cupy(dtype="float64").T  # a wide cuDF frame stays on the device
     else:
-        xp = namespace(data)
-        data = xp.asarray(data)
-        if data.ndim == 1:
-            data = data[None, :]
-        if data.ndim != 2:
-            raise ATCInputError(f"{name} must be 1-D (bars) or 2-D (symbols × bars), "
-                                f"got shape {data.shape}")
-        if data.dtype.kind not in "fiu":
-            raise ATCInputError(f"{name} must be numeric, got dtype {data.dtype}")
-        arr = xp.asarray(data, dtype=xp.float64)
+        arr = _numeric_array(data, name)
     # Read-only input (pandas copy-on-write) would make Numba compile a second
     # specialisation of the cores, costing seconds; a copy costs milliseconds.
     if not (arr.flags.c_contiguous and getattr(arr.flags, "writeable", True)):
         arr = arr.copy(order="C")
-    n_sym, n_bars = arr.shape
-    if symbols is None:
-        symbols = [str(i) for i in range(n_sym)]
-    if index is None:
-        index = pd.RangeIndex(n_bars, name="bar")
-    return arr, list(symbols), pd.Index(index), is_bar
+    return arr, names, index, is_bar
+
+
+def _numeric_array(data, name):
+    """A 2-D float64 NumPy/CuPy array of an array-like, or an error saying what is wrong."""
+    if data is None:
+        raise ATCInputError(f"{name} is None: pass prices as an array (symbols × bars), a "
+                            f"DataFrame (time × symbols), a Series or a Universe")
+    if isinstance(data, np.ma.MaskedArray):
+        # Masked cells are missing closes, for nan_policy; their hidden values are never used.
+        data = np.ma.filled(data.astype(np.float64), np.nan)
+    xp = namespace(data)
+    try:
+        data = xp.asarray(data)
+    except ValueError as exc:  # NumPy refuses ragged nested sequences
+        raise ATCInputError(f"{name} is not a rectangular array ({exc}); give every symbol "
+                            f"the same number of bars (NaN where there is none)") from None
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim != 2:
+        raise ATCInputError(f"{name} must be 1-D (bars) or 2-D (symbols × bars), "
+                            f"got shape {data.shape}")
+    if data.dtype.kind not in "fiu":
+        raise ATCInputError(f"{name} must be numeric, got dtype {data.dtype}")
+    return xp.asarray(data, dtype=xp.float64)
+
+
+def _check_numeric_columns(frame: pd.DataFrame, name: str) -> None:
+    """Only number columns are prices: a date, flag, category or text column is not a symbol."""
+    for col, dtype in frame.dtypes.items():
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            raise ATCInputError(f"{name}: column {col!r} holds {dtype}, not prices; drop it, or "
+                                f"make it the index if it holds the times", symbol=str(col))
+
+
+def _symbol_names(given, found, n_rows: int) -> list:
+    """The rows' names: `given` (``symbols=``), else the input's labels, else "0", "1", …"""
+    if given is not None:
+        given = [given] if isinstance(given, str) else list(given)
+        if len(given) != n_rows:
+            raise ATCInputError(f"symbols has {len(given)} names for {n_rows} rows of close")
+        found = given
+    names = [str(s) for s in found] if found is not None else [str(i) for i in range(n_rows)]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ATCInputError(f"symbol {dup!r} appears {names.count(dup)} times; symbol names "
+                            f"must be unique", symbol=dup)
+    return names
+
+
+def _aligned_source(source, close):
+    """A pandas `source` put in `close`'s column and time order; a mismatch is an error."""
+    if isinstance(close, Universe):
+        close = close.close
+    if not (isinstance(source, (pd.DataFrame, pd.Series)) and
+            isinstance(close, (pd.DataFrame, pd.Series))):
+        return source  # arrays pair up by position
+    src = source.to_frame() if isinstance(source, pd.Series) else source
+    ref = close.to_frame() if isinstance(close, pd.Series) else close
+    if isinstance(source, pd.Series) and isinstance(close, pd.Series):
+        src.columns = ref.columns
+    src_cols, ref_cols = [str(c) for c in src.columns], [str(c) for c in ref.columns]
+    if sorted(src_cols) != sorted(ref_cols):
+        missing = sorted(set(ref_cols) - set(src_cols))
+        extra = sorted(set(src_cols) - set(ref_cols))
+        raise ATCInputError(f"source's columns are not close's symbols: missing {missing[:5]}, "
+                            f"extra {extra[:5]}")
+    if not src.index.equals(ref.index):
+        if not (src.index.is_unique and set(src.index) == set(ref.index)):
+            diff = ref.index.symmetric_difference(src.index)
+            raise ATCInputError(f"source's times are not close's: e.g. {diff[0]} is in one "
+                                f"and not the other")
+    src = src.set_axis(src_cols, axis=1).reindex(index=ref.index, columns=ref_cols)
+    return src
 
 
 def _check_time_index(index: pd.Index, name: str) -> None:
@@ -134,6 +189,13 @@ def _check_time_index(index: pd.Index, name: str) -> None:
     row = int(np.flatnonzero(np.diff(codes) < 0)[0]) + 1
     raise ATCInputError(f"{name}: the time index is not increasing: {index[row]} (row {row}) "
                         f"comes after {index[row - 1]}; sort it first (df.sort_index())")
+
+
+def _flag(value, name: str) -> bool:
+    """A yes/no argument: only a bool, never a truthy string such as "no"."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _warn_if_transposed(shape, cfg: ATCConfig) -> None:
@@ -312,13 +374,16 @@ class Workload:
     def __init__(self, close, config, source, backend, members, symbols, on_device=None,
                  calendar="own"):
         self.cfg = as_config(config)
-        arr, names, index, is_bar = _normalise(close, "close", symbols, None)
-        if symbols is not None and len(names) != arr.shape[0]:
-            raise ATCInputError(f"symbols has {len(names)} names for {arr.shape[0]} rows of close")
+        self.members = _flag(members, "members")
+        arr, found, index, is_bar = _normalise(close, "close")
+        names = _symbol_names(symbols, found, arr.shape[0])
+        if index is None:
+            index = pd.RangeIndex(arr.shape[1], name="bar")
         copied = _copied_bytes(arr, close)
         if source is None:
             src = arr
         else:
+            source = _aligned_source(source, close)
             src = _normalise(source, "source")[0]
             if src.shape != arr.shape:
                 raise ATCInputError(f"source has shape {src.shape}, close has {arr.shape}")
@@ -352,9 +417,8 @@ class Workload:
                 xp.asarray(is_bar), arr, *((src,) if separate else ()))
             src = rest[0] if separate else arr
             copied += arr.nbytes * (2 if separate else 1)
-        self.close, self.source, self.names, self.index = arr, src, names, index
+        self.close, self.source, self.names, self.index = arr, src, names, pd.Index(index)
         self.copied = copied
-        self.members = bool(members)
         self.engine = resolve_backend(backend)
         self.backend = _backend_module(self.engine)
         self.simulated = self.engine == "gpu" and self.backend.simulated()
@@ -364,7 +428,7 @@ class Workload:
         if on_device is None:
             self.output_on = self.input_on
         else:
-            self.output_on = "device" if on_device else "host"
+            self.output_on = "device" if _flag(on_device, "on_device") else "host"
         self.budget_on = "device" if self.engine == "gpu" and not self.simulated else "host"
         if self._physical(self.output_on) == "device" and not is_cupy(arr):
             from .backend import gpu_status

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TABLE_SUFFIXES", "IMAGE_SUFFIXES", "table_kind", "write_table"]
+__all__ = ["TABLE_SUFFIXES", "IMAGE_SUFFIXES", "table_kind", "write_table", "write_atomically"]
 
 #: The format of a table file, by suffix (matched case-insensitively at the end of the
 #: name).  The usual three come first; TSV and compressed CSV are there because
@@ -94,11 +94,38 @@ def write_table(df: Any, path: str | os.PathLike, *, index: bool = False) -> Pat
     kind = table_kind(path)
     if index:
         df = df.reset_index()
+    return write_atomically(path, lambda tmp: _write(df, tmp, kind,
+                                                     _COMPRESSION.get(path.suffix.lower())))
+
+
+def write_atomically(path: str | os.PathLike, write: Any) -> Path:
+    """Run ``write(tmp)`` on a temporary file beside `path`, then rename it onto `path`.
+
+    `path` only ever holds a complete file: a failed or interrupted write leaves an existing
+    file as it was, removes the temporary one, and raises an ``OSError`` naming `path` (with
+    the system's reason: no space left on device, file too large, permission denied, …).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    write : callable
+        ``write(tmp_path)`` writes the whole file to `tmp_path` (a :class:`pathlib.Path`).
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
+    path = Path(path)
     # Not tempfile.mkstemp: its files are private (mode 0600), and the rename would keep that.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        _write(df, tmp, kind, _COMPRESSION.get(path.suffix.lower()))
+        write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise OSError(exc.errno, f"cannot write {path}: {reason}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

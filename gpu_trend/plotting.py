@@ -2,8 +2,13 @@
 
 The upper panel shows the price — candles coloured by Average_Signal when open/high/low are
 known, otherwise a close line coloured the same way — with the six family moving averages at
-their base length (green while the family signal is positive, red while negative) and the
-long / short arrows.  The lower panel shows Average_Signal with the long and short thresholds.
+their base length (one colour per family; solid while the family signal is positive, dotted
+while it is not) and the long / short arrows.  The lower panel shows Average_Signal with the
+long and short thresholds.  Legends sit in a margin right of the panels, off the data.
+
+The time axis is the symbol's own calendar: one step per bar of that symbol (from its first
+valid close to its last bar), never the union of the universe's timestamps, so a monthly
+symbol in a daily universe or one whose data ended early is drawn without gaps or flat tails.
 
 matplotlib is imported only when a chart is drawn (install the ``plot`` extra).
 """
@@ -11,27 +16,40 @@ matplotlib is imported only when a chart is drawn (install the ``plot`` extra).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .arrays import to_host
+from .files import write_atomically
 from .config import FAMILIES, N_MEMBERS, ATCConfig
 
 __all__ = ["plot"]
 
-_UP, _DOWN, _FLAT = "#1b9e4b", "#d62728", "#9e9e9e"
-_FAMILY_STYLES = {
-    "EMA": "solid",
-    "HMA": (0, (6, 2)),
-    "WMA": (0, (1, 1.5)),
-    "DEMA": (0, (6, 2, 1, 2)),
-    "LSMA": (0, (3, 1.5)),
-    "KAMA": (0, (8, 2, 1, 2, 1, 2)),
+_UP, _DOWN = "#1b9e4b", "#d62728"
+# One hue per family.  Six overlapping 1-px lines can only be told apart by colour: dash
+# patterns (the old encoding) restart on every bar-to-bar segment, vanish once bars are a few
+# pixels wide and cannot be matched to a legend swatch.  The hues avoid the green / red / grey
+# that mean "trend" everywhere else on the chart (candles, arrows, signal panel).
+_FAMILY_COLORS = {
+    "EMA": "#1f77b4",   # blue
+    "HMA": "#ff7f0e",   # orange
+    "WMA": "#9467bd",   # purple
+    "DEMA": "#17becf",  # cyan
+    "LSMA": "#e377c2",  # pink
+    "KAMA": "#8c564b",  # brown
 }
+# Each family's trend is its line style, drawn per run of bars (so the pattern flows along
+# the run instead of restarting every bar): solid while its signal is > 0, dotted otherwise.
+_TREND_UP_STYLE, _TREND_DOWN_STYLE = "solid", (0, (1, 1.6))
+_FAMILY_LW = 1.4
 _FIGSIZE = (12.0, 7.0)
 _DPI = 100
+# Pixels kept free right of the legends, and between an axes and its legend (points).
+_MARGIN_PX = 6
+_LEGEND_PAD = 0.8  # in font sizes: matplotlib's borderaxespad
 
 
 def _require_matplotlib():
@@ -45,8 +63,11 @@ def _require_matplotlib():
     return mcolors
 
 
-def _symbol_data(data: Any, symbol: str) -> dict[str, pd.Series]:
-    """Close (and open/high/low when known) of one symbol, from its first valid close on."""
+_FIELDS = ("close", "open", "high", "low")
+
+
+def _universe_column(data: Any, symbol: str):
+    """(universe, column number of `symbol`), with the reader's reason if it was rejected."""
     from .io import Universe, read_universe
 
     uni = data if isinstance(data, Universe) else read_universe(data)
@@ -57,20 +78,42 @@ def _symbol_data(data: Any, symbol: str) -> dict[str, pd.Series]:
         names = uni.symbols
         shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
         raise KeyError(f"symbol {symbol!r} is not in the data ({len(names)} symbols: {shown})")
-    close = uni.close[symbol]
-    valid = close.notna().to_numpy()
-    if not valid.any():
-        raise ValueError(f"symbol {symbol!r} has no valid close")
-    start = int(np.argmax(valid))
-    out = {"close": close.iloc[start:]}
+    return uni, int(uni.close.columns.get_loc(symbol))
+
+
+def _columns(uni: Any, symbol: str, rows: Any = slice(None)) -> dict[str, pd.Series]:
+    """Close (and open/high/low when all are known) of `symbol`, at `rows` of the universe."""
+    out = {"close": uni.close[symbol].iloc[rows]}
     if uni.open is not None and uni.high is not None and uni.low is not None:
-        for name in ("open", "high", "low"):
-            out[name] = getattr(uni, name)[symbol].iloc[start:]
+        for name in _FIELDS[1:]:
+            out[name] = getattr(uni, name)[symbol].iloc[rows]
     return out
 
 
-def _from_result(result: Any, symbol: str) -> dict[str, np.ndarray] | None:
-    """The plotted outputs of `symbol` from an ATCResult, or None if members are missing."""
+def _symbol_data(uni: Any, j: int) -> dict[str, pd.Series]:
+    """Close (and open/high/low when known) of symbol `j` on its own bars.
+
+    Its own bars are the universe's :meth:`~gpu_trend.io.Universe.bar_mask` rows for it —
+    not the union of every symbol's times, where another symbol's timestamp would show as a
+    gap — from its first valid close on (earlier rows have nothing to draw or compute).
+    """
+    symbol = uni.symbols[j]
+    own = np.flatnonzero(uni.bar_mask()[:, j])
+    close = uni.close[symbol].to_numpy(dtype=float)[own]
+    valid = ~np.isnan(close)
+    if not valid.any():
+        raise ValueError(f"symbol {symbol!r} has no valid close")
+    return _columns(uni, symbol, own[int(np.argmax(valid)):])
+
+
+def _from_result(result: Any, symbol: str) -> dict[str, Any] | None:
+    """The plotted outputs of `symbol` from an ATCResult, or None if members are missing.
+
+    The arrays are packed (each symbol's own bars right-aligned, see
+    :mod:`gpu_trend.calendars`), so the symbol's bars are the last ``len(result.times(i))``
+    columns; they are taken from its first valid close (``start_bar``) on, with their own
+    times as ``"index"``.
+    """
     if result.member_ma is None:
         return None
     try:
@@ -78,7 +121,14 @@ def _from_result(result: Any, symbol: str) -> dict[str, np.ndarray] | None:
     except ValueError:
         raise KeyError(f"symbol {symbol!r} is not in the result") from None
 
-    start = int(result.start_bar[i]) if getattr(result, "start_bar", None) is not None else 0
+    n_bars = result.n_bars
+    times = result.times(i)
+    first = n_bars - len(times)  # packed column of its first own bar (0 on a shared index)
+    start = first
+    if getattr(result, "start_bar", None) is not None:
+        start = max(first, int(result.start_bar[i]))
+    if start >= n_bars:
+        raise ValueError(f"symbol {symbol!r} has no valid close in the result")
     sl = slice(start, None)
     return {
         "average_signal": to_host(result.average_signal[i])[sl],
@@ -87,15 +137,36 @@ def _from_result(result: Any, symbol: str) -> dict[str, np.ndarray] | None:
         "long_events": to_host(result.long_events[i])[sl],
         "short_events": to_host(result.short_events[i])[sl],
         "direction": to_host(result.direction[i])[sl],
-        "index": result.index[sl],
+        "index": times[start - first:],
     }
 
 
 def _compute(close: pd.Series, config: ATCConfig | None, backend: str) -> tuple[dict, ATCConfig]:
+    """ATC of one symbol's own bars (`close`, indexed by its own times)."""
     from .engine import compute_atc
+    from .io import Universe
 
-    res = compute_atc(close.rename(str(close.name)), config, backend=backend, members=True)
-    return _from_result(res, str(close.name)), res.config
+    name = str(close.name)
+    frame = close.to_frame(name)
+    # Every row is one of its bars, a NaN close included: as a one-symbol Universe the engine
+    # sees exactly the bars the whole universe had for it (a trailing row with an empty close
+    # stays a bar, as a hole, where a bare Series would read it as the data having ended), so
+    # the chart matches a result computed on the whole universe.
+    uni = Universe(close=frame, present=pd.DataFrame(True, index=frame.index,
+                                                     columns=frame.columns))
+    res = compute_atc(uni, config, backend=backend, members=True)
+    return _from_result(res, name), res.config
+
+
+def _on_times(prices: dict[str, pd.Series], times: pd.Index, symbol: str
+              ) -> dict[str, pd.Series]:
+    """`prices` at `times` (the bars the ATC series cover), so that bar k is bar k of both."""
+    rows = prices["close"].index.get_indexer(times)
+    if (rows < 0).any():
+        missing = times[rows < 0]
+        raise ValueError(f"the result has {len(missing)} bar(s) of {symbol!r} not in the data "
+                         f"(first {missing[0]}): pass the data the result was computed from")
+    return {name: s.iloc[rows] for name, s in prices.items()}
 
 
 def _segments(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -103,8 +174,20 @@ def _segments(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([pts[:-1], pts[1:]], axis=1)
 
 
-def _trend_colors(values: np.ndarray) -> list[str]:
-    return [_UP if v > 0 else _DOWN if v < 0 else _FLAT for v in values]
+def _runs(x: np.ndarray, y: np.ndarray, up: np.ndarray) -> tuple[list, list]:
+    """The polyline of `y` cut into runs of segments with the same `up` state.
+
+    Segment k joins bars k and k + 1 and takes the state of bar k + 1 (the bar it leads to).
+    Returns (polylines, states).
+    """
+    if len(x) < 2:
+        return [], []
+    seg_up = np.asarray(up[1:], dtype=bool)
+    cuts = np.flatnonzero(seg_up[1:] != seg_up[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(seg_up)]])
+    lines = [np.column_stack([x[a:b + 1], y[a:b + 1]]) for a, b in zip(starts, ends)]
+    return lines, [bool(seg_up[a]) for a in starts]
 
 
 def _time_formatter(index: pd.Index):
@@ -140,27 +223,35 @@ def plot(
 ):
     """Draw one symbol's ATC chart.
 
+    The time axis is the symbol's own calendar: one step per bar of that symbol, from its
+    first valid close to its last bar, whatever other timestamps the universe holds.
+
     Parameters
     ----------
     result_or_data : ATCResult, Universe, pandas.DataFrame, str or os.PathLike
         Either prices (anything :func:`gpu_trend.io.read_universe` reads) — ATC is then
-        computed for `symbol` — or an :class:`~gpu_trend.ATCResult`.  A result holds no prices,
-        so pass them as `data`; a result computed without ``members=True`` is recomputed for
-        this one symbol (with its own config) to get the moving averages.
+        computed on `symbol`'s own bars (:meth:`gpu_trend.io.Universe.bar_mask`) — or an
+        :class:`~gpu_trend.ATCResult`.  A result holds no prices, so pass them as `data`; a
+        result computed without ``members=True`` is recomputed for this one symbol (with its
+        own config) to get the moving averages.
     symbol : str
         The symbol to draw.
     config : ATCConfig, optional
         Parameters when computing from prices (ignored for a result, which has its own).
     data : optional
-        The prices a result was computed from (when `result_or_data` is a result).
+        The prices a result was computed from (when `result_or_data` is a result); they are
+        taken at the result's times of `symbol` (:meth:`gpu_trend.ATCResult.times`).
     ax : matplotlib Axes or a pair of Axes, optional
         Where to draw: a pair (price, signal); a single Axes is split, the signal panel going
-        below it.  Default: a new figure.
+        below it.  Default: a new figure.  The legends go right of the axes, outside them: a
+        new figure keeps a margin for them; in the caller's axes they may need room there.
     out : str or os.PathLike, optional
-        Save the figure there (PNG, SVG, PDF… by extension).
+        Save the figure there (PNG, SVG, PDF… by extension).  A new figure is saved at
+        exactly `figsize` × `dpi`; a figure of the caller's is saved with
+        ``bbox_inches="tight"`` so that the legends outside the axes are in the file.
     last : int or None, default 300
-        Show only the last `last` bars (None: the whole history).  The indicator is always
-        computed on the whole history.
+        Show only the last `last` bars of the symbol (None: its whole history).  The
+        indicator is always computed on the whole history.
     backend : {"auto", "cpu", "gpu"}
         Where to compute, when computing.
     title : str, optional
@@ -179,7 +270,7 @@ def plot(
     prices, series, cfg = _gather(result_or_data, symbol, data=data, config=config,
                                   backend=backend)
     bars = _visible_bars(prices, series, symbol, last)
-    fig, ax_price, ax_sig = _axes(ax, figsize, dpi, out)
+    fig, ax_price, ax_sig, grid = _axes(ax, figsize, dpi, out)
     colors = _bar_colors(bars.avg, mcolors)
     top_y, bottom_y = _draw_price(ax_price, bars, colors)
     handles = _draw_families(ax_price, bars, cfg)
@@ -188,8 +279,15 @@ def plot(
         title = _default_title(symbol, cfg, bars.avg, series["direction"])
     _label_price_panel(ax_price, handles, len(bars.x), title)
     _draw_signal(ax_sig, bars, cfg)
+    if grid is not None:
+        _reserve_legend_margin(fig, grid, (ax_price, ax_sig))
     if out is not None:
-        fig.savefig(os.fspath(out), dpi=dpi)
+        # Our own figure already holds its legends; the caller's may not (its layout is theirs).
+        # Atomically, so a failed save never leaves half an image; the temporary file's name
+        # does not end in the format, so matplotlib is told it.
+        write_atomically(out, lambda tmp: fig.savefig(
+            tmp, format=Path(out).suffix.lstrip(".").lower(), dpi=dpi,
+            bbox_inches=None if grid is not None else "tight"))
     return fig
 
 
@@ -199,20 +297,40 @@ def plot(
 def _gather(
     result_or_data: Any, symbol: str, *, data: Any, config: ATCConfig | None, backend: str,
 ) -> tuple[dict[str, pd.Series], dict[str, Any], ATCConfig]:
-    """The symbol's prices, its ATC series (taken from a result or computed) and the config."""
+    """The symbol's prices and its ATC series (taken from a result or computed), on the same
+    bars, and the config."""
     from .results import ATCResult
 
     if not isinstance(result_or_data, ATCResult):
-        prices = _symbol_data(result_or_data, symbol)
-        return (prices, *_compute(prices["close"], config, backend))
+        uni, j = _universe_column(result_or_data, symbol)
+        prices = _symbol_data(uni, j)
+        series, cfg = _compute(prices["close"], config, backend)
+        return _on_times(prices, series["index"], symbol), series, cfg
     if data is None:
         raise ValueError("an ATCResult holds no prices: pass data= (the prices it was "
                          "computed from) to plot it")
-    prices = _symbol_data(data, symbol)
+    uni, j = _universe_column(data, symbol)
     series = _from_result(result_or_data, symbol)
     if series is None:
-        return (prices, *_compute(prices["close"], result_or_data.config, backend))
+        prices = _symbol_data(uni, j)
+        series, cfg = _compute(prices["close"], result_or_data.config, backend)
+        return _on_times(prices, series["index"], symbol), series, cfg
+    # The whole column, not only the symbol's own bars: a result computed with
+    # calendar="union" has bars at other symbols' times too, and is drawn as computed.
+    times = _data_times(series["index"], result_or_data.index, uni.index)
+    prices = _on_times(_columns(uni, symbol), times, symbol)
+    series["index"] = times
     return prices, series, result_or_data.config
+
+
+def _data_times(times: pd.Index, result_index: pd.Index, data_index: pd.Index) -> pd.Index:
+    """`times` as labels of the data: a result computed from a bare array counts bars
+    0, 1, … of the data it was given, so on a data index of that length they are its rows."""
+    default = isinstance(result_index, pd.RangeIndex) and result_index.start == 0 \
+        and result_index.step == 1
+    if default and len(result_index) == len(data_index) and not data_index.equals(result_index):
+        return data_index.take(np.asarray(times, dtype=np.int64))
+    return times
 
 
 class _Bars(NamedTuple):
@@ -243,7 +361,7 @@ def _visible_bars(prices: dict[str, pd.Series], series: dict[str, Any], symbol: 
     def shown(name: str) -> np.ndarray:
         return prices[name].to_numpy(dtype=float)[view]
 
-    index = prices["close"].index[view]
+    index = pd.Index(series["index"])[view]
     return _Bars(
         x=np.arange(len(index), dtype=float),
         index=index,
@@ -287,7 +405,9 @@ def _draw_price(ax: Any, bars: _Bars, colors: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _draw_families(ax: Any, bars: _Bars, cfg: ATCConfig) -> list:
-    """Each family's base-length MA, green/red by its signal; returns the legend handles."""
+    """Each family's base-length MA in its own colour, solid while its signal is positive and
+    dotted otherwise; returns the legend handles (one per family drawn, then the two styles).
+    """
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
@@ -296,11 +416,19 @@ def _draw_families(ax: Any, bars: _Bars, cfg: ATCConfig) -> list:
         y = bars.ma[k]
         if np.isnan(y).all():
             continue
+        lines, up = _runs(bars.x, y, bars.fam[k] > 0)
         ax.add_collection(LineCollection(
-            _segments(bars.x, y), colors=_trend_colors(bars.fam[k][1:]), linewidths=1.1,
-            linestyles=_FAMILY_STYLES[name], alpha=0.85, zorder=4))
-        handles.append(Line2D([], [], color="#555555", lw=1.1, ls=_FAMILY_STYLES[name],
+            lines, colors=_FAMILY_COLORS[name], linewidths=_FAMILY_LW,
+            linestyles=[_TREND_UP_STYLE if u else _TREND_DOWN_STYLE for u in up],
+            alpha=0.9, zorder=4, label=f"{name} {cfg.lengths[k]}"))
+        handles.append(Line2D([], [], color=_FAMILY_COLORS[name], lw=2.2,
                               label=f"{name} {cfg.lengths[k]}"))
+    if handles:
+        # The trend key, in a neutral grey: it applies to every family colour above.
+        handles += [Line2D([], [], color="#555555", lw=_FAMILY_LW, ls=_TREND_UP_STYLE,
+                           label="family signal > 0"),
+                    Line2D([], [], color="#555555", lw=_FAMILY_LW, ls=_TREND_DOWN_STYLE,
+                           label="family signal ≤ 0")]
     return handles
 
 
@@ -329,18 +457,26 @@ def _draw_events(ax: Any, bars: _Bars, top_y: np.ndarray, bottom_y: np.ndarray) 
     return handles
 
 
+def _outside_legend(ax: Any, **kwargs: Any):
+    """A legend right of `ax`, its top level with the axes' top: outside the data area."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=_LEGEND_PAD,
+                     fontsize=8, ncol=1, framealpha=0.9, **kwargs)
+
+
 def _label_price_panel(ax: Any, handles: list, n_bars: int, title: str) -> None:
     """Legend, title and axes of the upper panel; its time labels are the signal panel's."""
     ax.set_xlim(-1, n_bars)
     ax.set_ylabel("price")
     ax.grid(True, alpha=0.25)
-    ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=4, framealpha=0.8)
+    _outside_legend(ax, handles=handles)
     ax.tick_params(axis="x", labelbottom=False)
     ax.set_title(title, fontsize=10, loc="left")
 
 
 def _draw_signal(ax: Any, bars: _Bars, cfg: ATCConfig) -> None:
     """The lower panel: Average_Signal, filled green above 0 and red below, and thresholds."""
+    from matplotlib.ticker import MaxNLocator
+
     x, avg = bars.x, bars.avg
     ax.axhline(0.0, color="#777777", lw=0.8)
     ax.axhline(cfg.long_threshold, color=_UP, lw=0.9, ls="--",
@@ -356,7 +492,10 @@ def _draw_signal(ax: Any, bars: _Bars, cfg: ATCConfig) -> None:
     ax.set_xlim(-1, len(x))
     ax.set_ylabel("Average_Signal")
     ax.grid(True, alpha=0.25)
-    ax.legend(loc="lower left", fontsize=8, ncol=3, framealpha=0.8)
+    _outside_legend(ax)
+    # Ticks on whole bars only: a tick between two bars would be labelled with a rounded,
+    # repeated time (the x axis counts the symbol's own bars, not time).
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
     ax.xaxis.set_major_formatter(_time_formatter(bars.index))
     ax.tick_params(axis="x", labelsize=8)
 
@@ -372,7 +511,11 @@ def _default_title(symbol: str, cfg: ATCConfig, avg: np.ndarray, direction: np.n
 
 
 def _axes(ax: Any, figsize: tuple[float, float], dpi: int, out: Any):
-    """(figure, price axes, signal axes) from what the caller gave."""
+    """(figure, price axes, signal axes, grid) from what the caller gave.
+
+    `grid` is the GridSpec of a figure made here (whose right margin is ours to size for the
+    legends), None for the caller's axes.
+    """
     if ax is None:
         if out is not None:
             # A figure not registered with pyplot: nothing to close, no global state touched.
@@ -387,12 +530,34 @@ def _axes(ax: Any, figsize: tuple[float, float], dpi: int, out: Any):
                               left=0.07, right=0.98, top=0.95, bottom=0.09)
         ax_price = fig.add_subplot(gs[0])
         ax_sig = fig.add_subplot(gs[1], sharex=ax_price)
-        return fig, ax_price, ax_sig
+        return fig, ax_price, ax_sig, gs
     if isinstance(ax, (tuple, list)):
         if len(ax) != 2:
             raise ValueError("ax must be one Axes or a pair (price axes, signal axes)")
-        return ax[0].figure, ax[0], ax[1]
+        return ax[0].figure, ax[0], ax[1], None
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     sig = make_axes_locatable(ax).append_axes("bottom", size="33%", pad=0.1, sharex=ax)
-    return ax.figure, ax, sig
+    return ax.figure, ax, sig, None
+
+
+def _reserve_legend_margin(fig: Any, grid: Any, axes: tuple) -> None:
+    """Narrow the panels of a figure made here so that their legends, right of them, fit in it.
+
+    The legends' size is in points (their font), not in figure fractions, so the margin is
+    measured rather than fixed: any figsize, dpi, threshold labels or set of entries fits, and
+    the saved file keeps exactly figsize × dpi pixels (no ``bbox_inches="tight"`` cropping).
+    """
+    overhang = 0.0  # pixels from the panels' right edge to the legends' right edge
+    for ax in axes:
+        legend = ax.get_legend()
+        if legend is not None:
+            overhang = max(overhang, legend.get_window_extent().x1 - ax.get_window_extent().x1)
+    if overhang <= 0:
+        return
+    right = (fig.bbox.width - overhang - _MARGIN_PX) / fig.bbox.width
+    # Never squeeze the panels to nothing: a legend too wide for a tiny figure may then spill.
+    grid.update(right=max(right, grid.left + 0.3))
+    # GridSpec.update moves the axes of pyplot's figures only; a bare Figure's are moved here.
+    for ax in axes:
+        ax.set_position(ax.get_subplotspec().get_position(fig))

@@ -114,3 +114,29 @@ def test_replaces_an_existing_file(tmp_path, frame):
     path.write_text("old\n")
     write_table(frame, path)
     assert len(pd.read_csv(path)) == 3
+
+
+def test_a_write_beyond_the_file_size_limit_keeps_the_old_file_and_names_the_path(tmp_path):
+    """A real OS failure (EFBIG under RLIMIT_FSIZE), as `--out partial.csv` met it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    target = tmp_path / "partial.csv"
+    target.write_text("old,complete\n1,2\n")
+    script = textwrap.dedent(f"""
+        import resource, signal
+        import pandas as pd
+        from gpu_trend.files import write_table
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, do not kill the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            write_table(pd.DataFrame({{"x": range(5000)}}), {str(target)!r})
+        except OSError as exc:
+            print(exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert f"cannot write {target}: File too large" in out.stdout, out.stdout + out.stderr
+    assert target.read_text() == "old,complete\n1,2\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["partial.csv"]
