@@ -14,10 +14,13 @@ from . import demo, io
 from .io import DataError, Universe, read_universe
 from .plotting import plot
 from .scanner import ScanResult, scan
+from .live import update_atc
+from .state import ATCState
 
 __all__ = [
     "__version__", "FAMILIES", "ATCConfig", "ATCResult", "ATCInputError", "ATCWarning",
     "BackendUnavailableError", "compute_atc", "gpu_available", "member_names",
     "resolve_backend", "use_backend", "iter_atc", "set_memory_limit", "MemoryBudgetError",
     "demo", "io", "DataError", "Universe", "read_universe", "plot", "ScanResult", "scan",
+    "update_atc", "ATCState",
 ]

@@ -44,6 +44,15 @@ N_FAMILIES = 6
 #: Members per family, and members (signals) per symbol.
 N_MEMBERS = 9
 N_SIGNALS = N_FAMILIES * N_MEMBERS
+#: Resumable state (see :mod:`gpu_trend.state`): the slots of one member's state row, of one
+#: family's Layer-2 row and of one symbol's direction row. Flags are stored as 0.0 / 1.0.
+M_ACC, M_Y, M_ACC2, M_Y2, M_KAMA, M_Q, M_GT, M_LT, M_OK, M_A, M_E = range(11)
+MEMBER_STATE = 11
+L_X, L_A, L_S = range(3)
+LAYER2_STATE = 3
+F_DIR, F_U, F_V = range(3)
+FINAL_STATE = 3
+
 KAMA_FAST = 0.666
 KAMA_SLOW = 0.064
 CUT = 0.49
@@ -164,7 +173,7 @@ def build_cores(jit, mul):
         return length <= (tau if fam == KAMA else tau + 1)
 
     @jit
-    def window_rows(src, start, n, fam, lens, ma, wbuf):
+    def window_rows(src, start, t_from, n, fam, lens, ma, wbuf):
         # The CPU's shared pass: one backward walk per bar fills the running
         # sums Σ s and Σ j·s (or Σ|Δs|) for every window length, and each of
         # the nine members reads its own. Every window is summed afresh: no
@@ -173,7 +182,7 @@ def build_cores(jit, mul):
         for i in range(N_MEMBERS):
             if lens[i] > maxlen:
                 maxlen = lens[i]
-        for t in range(start, n):
+        for t in range(max(start, t_from), n):
             tau = t - start
             avail = tau if fam == KAMA else tau + 1
             jmax = maxlen if maxlen < avail else avail
@@ -199,8 +208,8 @@ def build_cores(jit, mul):
                     ma[i, t] = math.nan
 
     @jit
-    def returns_row(close, growth, start, r):
-        for t in range(start, close.shape[0]):
+    def returns_row(close, growth, start, t_from, r):
+        for t in range(max(start, t_from), close.shape[0]):
             if t > start:
                 r[t] = (close[t] - close[t - 1]) / close[t - 1] * growth[t - start]
             else:
@@ -224,13 +233,16 @@ def build_cores(jit, mul):
         return a, e
 
     @jit
-    def member_core(src, close, r, start, fam, length, cutout, d, tie, ma, pre, want,
-                    q_out, e_out):
+    def member_core(src, close, r, start, t_from, fam, length, cutout, d, tie, ma, pre, want,
+                    q_out, e_out, st, resume, keep):
         # One member through every bar: MA, crossover signal (tie rule of spec
         # 4), Layer-1 equity. EMA, DEMA and the KAMA recurrence are stepped here;
         # a window family's value (KAMA: its noise) is read from `ma` when `pre`,
         # else summed here over the member's own window. With `want`, the MA is
         # written to `ma` and bars before the listing are NaN in all three rows.
+        # Bars run from max(start, t_from), τ = t − start: a resumed run starts
+        # from the state row `st` (`resume`) on bars after the history's last
+        # window, and with `keep` the state after the last bar is written back.
         n = close.shape[0]
         if want:
             for t in range(min(start, n)):
@@ -249,7 +261,19 @@ def build_cores(jit, mul):
         ok_prev = False
         a = 0.0
         e = math.nan
-        for t in range(start, n):
+        if resume:
+            acc = st[M_ACC]
+            y = st[M_Y]
+            acc2 = st[M_ACC2]
+            y2 = st[M_Y2]
+            k_prev = st[M_KAMA]
+            q = st[M_Q]
+            gt_prev = st[M_GT] != 0.0
+            lt_prev = st[M_LT] != 0.0
+            ok_prev = st[M_OK] != 0.0
+            a = st[M_A]
+            e = st[M_E]
+        for t in range(max(start, t_from), n):
             tau = t - start
             x = src[t]
             if fam == EMA or fam == DEMA:
@@ -310,17 +334,33 @@ def build_cores(jit, mul):
                 a, e = equity_step(e, a, r[t], q_prev, tau == cutout, 1.0, d)
             q_out[t] = q
             e_out[t] = e
+        if keep:
+            st[M_ACC] = acc
+            st[M_Y] = y
+            st[M_ACC2] = acc2
+            st[M_Y2] = y2
+            st[M_KAMA] = k_prev
+            st[M_Q] = q
+            st[M_GT] = 1.0 if gt_prev else 0.0
+            st[M_LT] = 1.0 if lt_prev else 0.0
+            st[M_OK] = 1.0 if ok_prev else 0.0
+            st[M_A] = a
+            st[M_E] = e
 
     @jit
-    def layer2_core(q, e, r, start, cutout, w, d, xout, sout):
+    def layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, st, resume, keep):
         # X_k = round2(N/D), N and D summed in member order (spec 6), and its
-        # Layer-2 equity S_k.
+        # Layer-2 equity S_k; the state row `st` as for member_core.
         n = xout.shape[0]
         x_prev = math.nan
         a = 0.0
         s = math.nan
+        if resume:
+            x_prev = st[L_X]
+            a = st[L_A]
+            s = st[L_S]
         w0 = w if w > FLOOR else FLOOR
-        for t in range(n):
+        for t in range(t_from, n):
             tau = t - start
             if tau < cutout:
                 xout[t] = math.nan
@@ -336,12 +376,16 @@ def build_cores(jit, mul):
             xout[t] = x
             sout[t] = s
             x_prev = x
+        if keep:
+            st[L_X] = x_prev
+            st[L_A] = a
+            st[L_S] = s
 
     @jit
-    def final_core(xs, ss, start, cutout, th_long, th_short, dsrc, shift,
-                   avg, dirn, longs, shorts):
+    def final_core(xs, ss, start, t_from, cutout, th_long, th_short, dsrc, shift,
+                   avg, dirn, longs, shorts, st, resume, keep):
         n = avg.shape[0]
-        for t in range(min(start, n)):
+        for t in range(t_from, min(start, n)):
             avg[t] = math.nan
             dirn[t] = math.nan
             longs[t] = False
@@ -349,7 +393,11 @@ def build_cores(jit, mul):
         direction = math.nan
         u_prev = math.nan
         v_prev = math.nan
-        for t in range(start, n):
+        if resume:
+            direction = st[F_DIR]
+            u_prev = st[F_U]
+            v_prev = st[F_V]
+        for t in range(max(start, t_from), n):
             if t - start < cutout:
                 a = math.nan
             else:
@@ -377,5 +425,9 @@ def build_cores(jit, mul):
             shorts[t] = down and before == 1.0
             dirn[t] = direction
             u_prev = u
+        if keep:
+            st[F_DIR] = direction
+            st[F_U] = u_prev
+            st[F_V] = v_prev
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core)

@@ -20,6 +20,7 @@ the results do not depend on the blocks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -345,6 +346,51 @@ ROUTES = {
 }
 
 
+class StateWork:
+    """The state rows and windows a call fills, in the memory its backend computes in.
+
+    Parameters
+    ----------
+    xp : module
+        NumPy or CuPy: where the arrays live.
+    n_symbols, window : int
+    separate_source : bool
+    rows : tuple of arrays, optional
+        (member, layer2, final) rows to resume from (read, then overwritten); fresh
+        uninitialised rows when None.
+    resume : (S,) bool NumPy, optional
+    t_from : (S,) int64 NumPy, optional
+    """
+
+    def __init__(self, xp, n_symbols, window, separate_source, rows=None, resume=None,
+                 t_from=None):
+        from .state import NO_RESUME, NO_T_FROM, state_rows
+
+        self.member, self.layer2, self.final = rows if rows is not None else \
+            state_rows(xp, n_symbols)
+        self.close_window = xp.full((n_symbols, window), xp.nan)
+        self.source_window = xp.full((n_symbols, window), xp.nan) if separate_source else None
+        self.resume = NO_RESUME if resume is None else resume
+        self.t_from = NO_T_FROM if t_from is None else t_from
+
+    def keep_window(self, start, stop, close, source):
+        """Keep the last bars of a block's (NaN-policy-applied) inputs."""
+        width, n = self.close_window.shape[1], close.shape[1]
+        take = min(width, n)
+        xp = namespace(self.close_window)
+        self.close_window[start:stop, width - take:] = xp.asarray(close[:, n - take:])
+        if self.source_window is not None:
+            self.source_window[start:stop, width - take:] = xp.asarray(source[:, n - take:])
+
+    def block(self, start, stop):
+        from .state import BlockState
+
+        def part(a):
+            return a[start:stop] if len(a) else a
+        return BlockState(part(self.t_from), part(self.resume), self.member[start:stop],
+                          self.layer2[start:stop], self.final[start:stop], True)
+
+
 def _move_into(dst, arr, to_where):
     """Write a block's output ``arr`` into ``dst``, which lives in the other memory."""
     if to_where == "host":
@@ -357,85 +403,113 @@ def _move_into(dst, arr, to_where):
 # one call
 # ----------------------------------------------------------------------------
 
+class Bars(NamedTuple):
+    """A call's input as (S, T) float64 arrays: each symbol's bars, packed where needed.
+
+    ``positions`` as in :class:`ATCResult` (None: bar t is ``index[t]`` for every symbol);
+    ``copied``: bytes the preparation allocated (for the planner).
+    """
+
+    close: object
+    source: object
+    names: list
+    index: pd.Index
+    positions: np.ndarray | None
+    copied: int
+
+
+def prepare_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own") -> Bars:
+    """Normalise a call's input and put each symbol on its bars (see :func:`compute_atc`)."""
+    arr, found, index, is_bar = _normalise(close, "close")
+    names = _symbol_names(symbols, found, arr.shape[0])
+    if index is None:
+        index = pd.RangeIndex(arr.shape[1], name="bar")
+    copied = _copied_bytes(arr, close)
+    if source is None:
+        src = arr
+    else:
+        source = _aligned_source(source, close)
+        src = _normalise(source, "source")[0]
+        if src.shape != arr.shape:
+            raise ATCInputError(f"source has shape {src.shape}, close has {arr.shape}")
+        if is_cupy(src) != is_cupy(arr):
+            raise ATCInputError("close and source must both be host arrays or both CuPy "
+                                "arrays")
+        copied += _copied_bytes(src, source)
+    if not isinstance(close, (pd.DataFrame, pd.Series, Universe)) and not is_cudf(close):
+        _warn_if_transposed(arr.shape, cfg)
+    # Own calendars: each symbol's bars packed to the right (gpu_trend.calendars). On a
+    # grid that says nothing about bars, a symbol's bars run from its first close to its
+    # last; "skip" drops every empty cell.
+    xp = namespace(arr)
+    valid = ~xp.isnan(arr)
+    if calendar not in calendars.CALENDARS:
+        raise ValueError(f"calendar must be one of {calendars.CALENDARS}, got {calendar!r}")
+    if calendar == "union":
+        if cfg.nan_policy == "skip":
+            raise ValueError("nan_policy='skip' puts each symbol on its own bars: it needs "
+                             "calendar='own'")
+        is_bar = None
+    elif cfg.nan_policy == "skip":
+        is_bar = valid if is_bar is None else xp.asarray(is_bar) & valid
+    elif is_bar is None and calendars.ends_early(valid):
+        is_bar = calendars.span_mask(valid)
+    del valid
+    positions = None
+    if is_bar is not None:
+        separate = src is not arr
+        (arr, *rest), positions = calendars.right_align(
+            xp.asarray(is_bar), arr, *((src,) if separate else ()))
+        src = rest[0] if separate else arr
+        copied += arr.nbytes * (2 if separate else 1)
+    return Bars(arr, src, names, pd.Index(index), positions, copied)
+
+
 class Workload:
-    """One validated call: the universe as (S, T) arrays, its route and its plan.
+    """One validated call: the universe's bars, their route to a backend and the plan.
 
     Parameters
     ----------
-    close, config, source, backend, members, symbols
+    bars : Bars
+    cfg : ATCConfig
+    backend, members
         As for :func:`compute_atc`.
     on_device : bool or None
         Where the outputs go: the device (CuPy), the host (NumPy), or None
         for where the input is.
-    calendar : {"own", "union"}
-        As for :func:`compute_atc`.
     """
 
-    def __init__(self, close, config, source, backend, members, symbols, on_device=None,
-                 calendar="own"):
-        self.cfg = as_config(config)
+    def __init__(self, bars: Bars, cfg: ATCConfig, backend, members, on_device=None):
+        self.cfg = cfg
         self.members = _flag(members, "members")
-        arr, found, index, is_bar = _normalise(close, "close")
-        names = _symbol_names(symbols, found, arr.shape[0])
-        if index is None:
-            index = pd.RangeIndex(arr.shape[1], name="bar")
-        copied = _copied_bytes(arr, close)
-        if source is None:
-            src = arr
-        else:
-            source = _aligned_source(source, close)
-            src = _normalise(source, "source")[0]
-            if src.shape != arr.shape:
-                raise ATCInputError(f"source has shape {src.shape}, close has {arr.shape}")
-            if is_cupy(src) != is_cupy(arr):
-                raise ATCInputError("close and source must both be host arrays or both CuPy "
-                                    "arrays")
-            copied += _copied_bytes(src, source)
-        if not isinstance(close, (pd.DataFrame, pd.Series, Universe)) and not is_cudf(close):
-            _warn_if_transposed(arr.shape, self.cfg)
-        # Own calendars: each symbol's bars packed to the right (gpu_trend.calendars). On a
-        # grid that says nothing about bars, a symbol's bars run from its first close to its
-        # last; "skip" drops every empty cell.
-        xp = namespace(arr)
-        valid = ~xp.isnan(arr)
-        if calendar not in calendars.CALENDARS:
-            raise ValueError(f"calendar must be one of {calendars.CALENDARS}, got {calendar!r}")
-        if calendar == "union":
-            if self.cfg.nan_policy == "skip":
-                raise ValueError("nan_policy='skip' puts each symbol on its own bars: it needs "
-                                 "calendar='own'")
-            is_bar = None
-        elif self.cfg.nan_policy == "skip":
-            is_bar = valid if is_bar is None else xp.asarray(is_bar) & valid
-        elif is_bar is None and calendars.ends_early(valid):
-            is_bar = calendars.span_mask(valid)
-        del valid
-        self.positions = None
-        if is_bar is not None:
-            separate = src is not arr
-            (arr, *rest), self.positions = calendars.right_align(
-                xp.asarray(is_bar), arr, *((src,) if separate else ()))
-            src = rest[0] if separate else arr
-            copied += arr.nbytes * (2 if separate else 1)
-        self.close, self.source, self.names, self.index = arr, src, names, pd.Index(index)
-        self.copied = copied
+        self.close, self.source, self.names, self.index = bars.close, bars.source, bars.names, \
+            bars.index
+        self.positions, self.copied = bars.positions, bars.copied
         self.engine = resolve_backend(backend)
         self.backend = _backend_module(self.engine)
         self.simulated = self.engine == "gpu" and self.backend.simulated()
         # Where things are, as the route table sees it, and as the budget sees it (a
         # simulated device's memory is host RAM).
-        self.input_on = "device" if is_cupy(arr) or self.simulated else "host"
+        self.input_on = "device" if is_cupy(self.close) or self.simulated else "host"
         if on_device is None:
             self.output_on = self.input_on
         else:
             self.output_on = "device" if _flag(on_device, "on_device") else "host"
         self.budget_on = "device" if self.engine == "gpu" and not self.simulated else "host"
-        if self._physical(self.output_on) == "device" and not is_cupy(arr):
+        if self._physical(self.output_on) == "device" and not is_cupy(self.close):
             from .backend import gpu_status
             if not gpu_status()[0]:
                 raise BackendUnavailableError(f"on_device=True needs a usable GPU, but "
                                               f"{gpu_status()[1]}")
         self.route = ROUTES[self.engine, self.input_on]
+
+    @classmethod
+    def of(cls, close, config, source=None, backend="auto", members=False, symbols=None,
+           on_device=None, calendar="own"):
+        """The Workload of a :func:`compute_atc` call's arguments."""
+        cfg = as_config(config)
+        return cls(prepare_bars(close, cfg, source, symbols, calendar), cfg, backend, members,
+                   on_device)
 
     @property
     def shape(self):
@@ -551,10 +625,22 @@ class Workload:
             return cupy
         return np
 
-    def blocks(self, plan, starts, make_out):
+    def state_module(self):
+        """Array module of the memory the backend computes in (where its state lives)."""
+        if self.budget_on == "device":
+            import cupy
+            return cupy
+        return np
+
+    def blocks(self, plan, starts, make_out, state=None, growth_bars=None):
         """Yield ``(start, stop, outputs)`` block by block, splitting blocks that run out of
-        memory; ``make_out(start, stop)`` gives the arrays a block writes into."""
-        params = self.cfg.kernel_params(self.shape[1])
+        memory; ``make_out(start, stop)`` gives the arrays a block writes into.
+
+        ``state``: a :class:`StateWork` the blocks read (where they resume) and fill;
+        ``growth_bars``: length of the growth table (default: the bar axis), which must
+        cover every symbol's last τ.
+        """
+        params = self.cfg.kernel_params(growth_bars or self.shape[1])
         feed = self.route.feed(self.rows, lambda c, s: apply_nan_policy(c, s, self.cfg))
         run_block, moved = self.backend.run_block, self.output_on != self.backend.MEMORY
 
@@ -562,8 +648,12 @@ class Workload:
             close, source = feed.take(start, stop)
             dest = make_out(start, stop)
             ahead = None if upcoming is None else (lambda: feed.prefetch(*upcoming))
+            block_state = None
+            if state is not None:
+                state.keep_window(start, stop, close, source)
+                block_state = state.block(start, stop)
             res = run_block(close, source, starts[start:stop], params, self.members,
-                            out=None if moved else dest, on_launched=ahead)
+                            out=None if moved else dest, state=block_state, on_launched=ahead)
             if moved:
                 for name, arr in res.items():
                     _move_into(dest[name], arr, self.output_on)
@@ -590,7 +680,8 @@ class Workload:
 # ----------------------------------------------------------------------------
 
 def compute_atc(close, config=None, *, source=None, backend="auto", members=False,
-                symbols=None, memory_limit=None, on_device=None, calendar="own"):
+                symbols=None, memory_limit=None, on_device=None, calendar="own",
+                return_state=False):
     """Adaptive Trend Classification for every symbol at once.
 
     Parameters
@@ -625,6 +716,9 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
     on_device : bool, optional
         Return CuPy arrays (True) or NumPy arrays (False); by default the
         results live where the input does.
+    return_state : bool, default False
+        Also return ``res.state``, an :class:`~gpu_trend.state.ATCState` from
+        which :func:`gpu_trend.update_atc` continues exactly with new bars.
     calendar : {"own", "union"}, default "own"
         ``"own"``: every symbol is computed on its own bars, so that its
         results never depend on the other symbols of the input. Its bars are a
@@ -656,19 +750,32 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
         Memory ran out even for a one-symbol chunk (larger chunks are split
         and retried first, with a logged warning).
     """
-    work = Workload(close, config, source, backend, members, symbols, on_device, calendar)
+    work = Workload.of(close, config, source, backend, members, symbols, on_device, calendar)
     plan = work.plan(memory_limit, streaming=False)
     starts = work.check(plan)
     caught = work.growth_warning(starts, stacklevel=2)
     n_sym, n_bars = work.shape
     out = outputs.allocate(work.output_module(), n_sym, n_bars, work.members)
+    state = None
+    if _flag(return_state, "return_state"):
+        state = StateWork(work.state_module(), n_sym, work.cfg.state_window,
+                          work.source is not work.close)
 
     def rows_of(start, stop):
         return {k: v[start:stop] for k, v in out.items()}
 
-    for _ in work.blocks(plan, starts, rows_of):
+    for _ in work.blocks(plan, starts, rows_of, state=state):
         pass
-    return work.result(out, 0, n_sym, starts, caught)
+    res = work.result(out, 0, n_sym, starts, caught)
+    if state is None:
+        return res
+    from .state import ATCState
+
+    bars = np.where(starts < n_bars, n_bars - starts, 0).astype(np.int64)
+    return dataclasses.replace(res, state=ATCState(
+        work.cfg, list(work.names), calendars.last_times(work.index, work.positions, n_sym),
+        bars, state.close_window, state.source_window, state.member, state.layer2,
+        state.final))
 
 
 def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limit=None,
@@ -708,7 +815,7 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
         As for :func:`compute_atc`, when iteration starts: the whole universe
         is checked before the first chunk is computed.
     """
-    work = Workload(close, config, source, backend, members, symbols, on_device, calendar)
+    work = Workload.of(close, config, source, backend, members, symbols, on_device, calendar)
     plan = work.plan(memory_limit, streaming=True, chunk_symbols=chunk_symbols)
     starts = work.check(plan)
     caught = work.growth_warning(starts, stacklevel=2)

@@ -39,6 +39,7 @@ from . import outputs
 from .arrays import namespace
 from .cores import N_FAMILIES, N_MEMBERS, N_SIGNALS, build_cores
 from .memory import F8, Footprint
+from .state import STATE_BYTES, state_rows
 
 MEMORY = "device"
 THREADS = 128
@@ -60,13 +61,15 @@ def _kernels():
     core = build_cores(device, mul)
 
     @cuda.jit
-    def returns_kernel(closeT, growth, starts, rT):
+    def returns_kernel(closeT, growth, starts, t_from, rT):
         s = cuda.grid(1)
         if s < closeT.shape[1]:
-            core.returns_row(closeT[:, s], growth, starts[s], rT[:, s])
+            tf = t_from[s] if t_from.shape[0] == closeT.shape[1] else 0
+            core.returns_row(closeT[:, s], growth, starts[s], tf, rT[:, s])
 
     @cuda.jit
-    def member_kernel(srcT, closeT, rT, starts, lens, cutout, d, tie, want, maT, qT, eT):
+    def member_kernel(srcT, closeT, rT, starts, t_from, lens, cutout, d, tie, want, maT, qT, eT,
+                      stT, resume, keep):
         n_sym = closeT.shape[1]
         i = cuda.grid(1)
         if i >= N_SIGNALS * n_sym:
@@ -75,11 +78,15 @@ def _kernels():
         s = i - m * n_sym
         # Without members `maT` is a (1, T, 1) dummy that member_core never touches.
         ma = maT[m, :, s] if want else maT[0, :, 0]
-        core.member_core(srcT[:, s], closeT[:, s], rT[:, s], starts[s], m // N_MEMBERS, lens[m],
-                         cutout, d, tie, ma, False, want, qT[m, :, s], eT[m, :, s])
+        res = resume[s] if resume.shape[0] == n_sym else False
+        tf = t_from[s] if t_from.shape[0] == n_sym else 0
+        core.member_core(srcT[:, s], closeT[:, s], rT[:, s], starts[s], tf, m // N_MEMBERS,
+                         lens[m], cutout, d, tie, ma, False, want, qT[m, :, s], eT[m, :, s],
+                         stT[m, :, s], res, keep)
 
     @cuda.jit
-    def layer2_kernel(qT, eT, rT, starts, weights, cutout, d, xsT, ssT):
+    def layer2_kernel(qT, eT, rT, starts, t_from, weights, cutout, d, xsT, ssT, stT, resume,
+                      keep):
         n_sym = xsT.shape[2]
         i = cuda.grid(1)
         if i >= N_FAMILIES * n_sym:
@@ -88,17 +95,22 @@ def _kernels():
         s = i - f * n_sym
         lo = N_MEMBERS * f
         hi = lo + N_MEMBERS
-        core.layer2_core(qT[lo:hi, :, s], eT[lo:hi, :, s], rT[:, s], starts[s], cutout,
-                         weights[f], d, xsT[f, :, s], ssT[f, :, s])
+        res = resume[s] if resume.shape[0] == n_sym else False
+        tf = t_from[s] if t_from.shape[0] == n_sym else 0
+        core.layer2_core(qT[lo:hi, :, s], eT[lo:hi, :, s], rT[:, s], starts[s], tf, cutout,
+                         weights[f], d, xsT[f, :, s], ssT[f, :, s], stT[f, :, s], res, keep)
 
     @cuda.jit
-    def final_kernel(xsT, ssT, starts, cutout, th_long, th_short, dsrc, shift,
-                     avgT, dirT, longT, shortT):
+    def final_kernel(xsT, ssT, starts, t_from, cutout, th_long, th_short, dsrc, shift,
+                     avgT, dirT, longT, shortT, stT, resume, keep):
         s = cuda.grid(1)
         if s >= avgT.shape[1]:
             return
-        core.final_core(xsT[:, :, s], ssT[:, :, s], starts[s], cutout, th_long, th_short, dsrc,
-                        shift, avgT[:, s], dirT[:, s], longT[:, s], shortT[:, s])
+        res = resume[s] if resume.shape[0] == avgT.shape[1] else False
+        tf = t_from[s] if t_from.shape[0] == avgT.shape[1] else 0
+        core.final_core(xsT[:, :, s], ssT[:, :, s], starts[s], tf, cutout, th_long,
+                        th_short, dsrc, shift, avgT[:, s], dirT[:, s], longT[:, s],
+                        shortT[:, s], stT[:, s], res, keep)
 
     return returns_kernel, member_kernel, layer2_kernel, final_kernel
 
@@ -140,15 +152,16 @@ def scratch_footprint(n_bars, *, members, separate_source, max_len, n_threads) -
 
     Time-major copies of the inputs, the returns and every output in the
     kernels' layout; without members also the 54 Layer-1 equities and the
-    int8 member signals, which then are scratch.
+    int8 member signals, which then are scratch; and the state rows.
     """
     per_bar = (2 if separate_source else 1) * F8 + F8 + outputs.bytes_per_symbol_bar(members)
     if not members:
         per_bar += N_SIGNALS * (F8 + 1)
-    return Footprint(per_symbol=per_bar * n_bars, fixed=n_bars * F8)  # + the growth factors
+    return Footprint(per_symbol=per_bar * n_bars + STATE_BYTES, fixed=0)
 
 
-def run_block(close, source, starts, params, members, out=None, *, on_launched=None):
+def run_block(close, source, starts, params, members, out=None, *, state=None,
+              on_launched=None):
     """Run the CUDA kernels on one block of symbols.
 
     Parameters
@@ -163,6 +176,9 @@ def run_block(close, source, starts, params, members, out=None, *, on_launched=N
         Symbol-major destinations in device memory shaped like
         :func:`gpu_trend.outputs.allocate`'s (e.g. row slices of the
         universe's outputs); allocated when None.
+    state : gpu_trend.state.BlockState, optional
+        As for :func:`cpu_fallback.backend.run_block`; its rows are arrays of
+        this block's memory.
     on_launched : callable, optional
         Called once the kernels are queued and before the results are stored:
         host work placed here (the next block's upload) overlaps the kernels.
@@ -192,23 +208,38 @@ def run_block(close, source, starts, params, members, out=None, *, on_launched=N
         maT = xp.empty((1, n_bars, 1))  # never touched by member_core
         qT = xp.empty((N_SIGNALS, n_bars, n_sym), dtype=np.int8)  # −1, 0, +1 past the listing
         eT = xp.empty((N_SIGNALS, n_bars, n_sym))
+    # State rows with the symbol last, as every other array here: (54, 11, S), (6, 3, S), (3, S).
+    if state is None:
+        t_from, resume, keep = xp.empty(0, dtype=np.int64), xp.empty(0, dtype=np.bool_), False
+        rows = [xp.empty(shape[1:] + (n_sym,)) for shape in
+                (a.shape for a in state_rows(np, 1))]
+    else:
+        t_from, resume, keep = xp.asarray(state.t_from), xp.asarray(state.resume), state.keep
+        rows = [xp.ascontiguousarray(xp.moveaxis(xp.asarray(a), 0, -1))
+                for a in (state.member, state.layer2, state.final)]
     if n_sym and n_bars:
         stream = _launch_stream(xp)
         arg = functools.partial(_kernel_arg, xp)
-        returns_kernel[_grid(n_sym, stream)](arg(closeT), arg(growth), arg(starts_d), arg(rT))
+        returns_kernel[_grid(n_sym, stream)](arg(closeT), arg(growth), arg(starts_d),
+                                             arg(t_from), arg(rT))
         member_kernel[_grid(N_SIGNALS * n_sym, stream)](
-            arg(srcT), arg(closeT), arg(rT), arg(starts_d), arg(lens), p.cutout, p.decay,
-            p.tie_rtol, members, arg(maT), arg(qT), arg(eT))
+            arg(srcT), arg(closeT), arg(rT), arg(starts_d), arg(t_from), arg(lens), p.cutout,
+            p.decay, p.tie_rtol, members, arg(maT), arg(qT), arg(eT), arg(rows[0]),
+            arg(resume), keep)
         layer2_kernel[_grid(N_FAMILIES * n_sym, stream)](
-            arg(qT), arg(eT), arg(rT), arg(starts_d), arg(weights), p.cutout, p.decay,
-            arg(tm["family_signals"]), arg(tm["family_equities"]))
+            arg(qT), arg(eT), arg(rT), arg(starts_d), arg(t_from), arg(weights), p.cutout,
+            p.decay, arg(tm["family_signals"]), arg(tm["family_equities"]), arg(rows[1]), arg(resume),
+            keep)
         final_kernel[_grid(n_sym, stream)](
-            arg(tm["family_signals"]), arg(tm["family_equities"]), arg(starts_d), p.cutout,
-            p.long_threshold, p.short_threshold, p.direction_source, p.strategy_view,
+            arg(tm["family_signals"]), arg(tm["family_equities"]), arg(starts_d), arg(t_from),
+            p.cutout, p.long_threshold, p.short_threshold, p.direction_source, p.strategy_view,
             arg(tm["average_signal"]), arg(tm["direction"]), arg(tm["long_events"]),
-            arg(tm["short_events"]))
+            arg(tm["short_events"]), arg(rows[2]), arg(resume), keep)
     if on_launched is not None:
         on_launched()
+    if keep:
+        for dst, rowsT in zip((state.member, state.layer2, state.final), rows):
+            dst[...] = xp.moveaxis(rowsT, -1, 0)
     if out is None:
         return {o.name: xp.ascontiguousarray(o.symbol_major(tm[o.name]))
                 for o in outputs.selected(members)}

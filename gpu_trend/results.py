@@ -74,6 +74,9 @@ class ATCResult:
         First bar on which all 54 MAs are valid; −1 if never within T.
     warnings : tuple of str
         Warnings the computation raised.
+    state : ATCState or None
+        With ``return_state=True`` (and from :func:`gpu_trend.update_atc`): where
+        every symbol's recurrences stand after its last bar.
     """
 
     symbols: list
@@ -84,6 +87,7 @@ class ATCResult:
     start_bar: np.ndarray
     first_full_bar: np.ndarray
     warnings: tuple = field(default_factory=tuple)
+    state: object = None
 
     @property
     def n_symbols(self) -> int:

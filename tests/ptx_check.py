@@ -91,20 +91,24 @@ def main():
         return types.Array(dtype, ndim, "C")
 
     q8 = arr(types.int8, 3)
+    b1 = arr(flag, 1)
     sigs = [
-        ("returns", returns_k, (arr(f8, 2), arr(f8, 1), arr(i8, 1), arr(f8, 2))),
-        ("member", member_k, (arr(f8, 2), arr(f8, 2), arr(f8, 2), arr(i8, 1), arr(i8, 1), i8,
-                              f8, f8, flag, arr(f8, 3), q8, arr(f8, 3))),
+        ("returns", returns_k, (arr(f8, 2), arr(f8, 1), arr(i8, 1), arr(i8, 1), arr(f8, 2))),
+        ("member", member_k,
+         (arr(f8, 2), arr(f8, 2), arr(f8, 2), arr(i8, 1), arr(i8, 1), arr(i8, 1), i8, f8, f8,
+          flag, arr(f8, 3), q8, arr(f8, 3), arr(f8, 3), b1, flag)),
         ("member (members=True)", member_k,
-         (arr(f8, 2), arr(f8, 2), arr(f8, 2), arr(i8, 1), arr(i8, 1), i8, f8, f8, flag,
-          arr(f8, 3), arr(f8, 3), arr(f8, 3))),
-        ("layer2", layer2_k, (q8, arr(f8, 3), arr(f8, 2), arr(i8, 1), arr(f8, 1), i8, f8,
-                              arr(f8, 3), arr(f8, 3))),
+         (arr(f8, 2), arr(f8, 2), arr(f8, 2), arr(i8, 1), arr(i8, 1), arr(i8, 1), i8, f8, f8,
+          flag, arr(f8, 3), arr(f8, 3), arr(f8, 3), arr(f8, 3), b1, flag)),
+        ("layer2", layer2_k,
+         (q8, arr(f8, 3), arr(f8, 2), arr(i8, 1), arr(i8, 1), arr(f8, 1), i8, f8, arr(f8, 3),
+          arr(f8, 3), arr(f8, 3), b1, flag)),
         ("layer2 (members=True)", layer2_k,
-         (arr(f8, 3), arr(f8, 3), arr(f8, 2), arr(i8, 1), arr(f8, 1), i8, f8, arr(f8, 3),
-          arr(f8, 3))),
-        ("final", final_k, (arr(f8, 3), arr(f8, 3), arr(i8, 1), i8, f8, f8, i8, flag,
-                            arr(f8, 2), arr(f8, 2), arr(flag, 2), arr(flag, 2))),
+         (arr(f8, 3), arr(f8, 3), arr(f8, 2), arr(i8, 1), arr(i8, 1), arr(f8, 1), i8, f8,
+          arr(f8, 3), arr(f8, 3), arr(f8, 3), b1, flag)),
+        ("final", final_k,
+         (arr(f8, 3), arr(f8, 3), arr(i8, 1), arr(i8, 1), i8, f8, f8, i8, flag, arr(f8, 2),
+          arr(f8, 2), arr(flag, 2), arr(flag, 2), arr(f8, 2), b1, flag)),
     ]
     failed = False
     for name, kernel, sig in sigs:

@@ -31,21 +31,23 @@ def _member_parallel(src, close, growth, starts, lens, weights, cutout, d, tie, 
                      th_short, dsrc, shift, want, ma, q, e, xs, ss, avg, dirn, longs, shorts):
     n_sym, n_bars = close.shape
     r = np.empty((n_sym, n_bars))
+    st = np.empty(16)  # a state row the cores neither read (no resume) nor write (no keep)
     for s in range(n_sym):                      # returns_kernel
-        cores.returns_row(close[s], growth, starts[s], r[s])
-    for m in range(N_SIGNALS):                         # member_kernel: no shared window pass
+        cores.returns_row(close[s], growth, starts[s], 0, r[s])
+    for m in range(N_SIGNALS):                  # member_kernel: no shared window pass
         for s in range(n_sym):
             row = ma[s, m] if want else ma[0, 0]
-            cores.member_core(src[s], close[s], r[s], starts[s], m // N_MEMBERS, lens[m], cutout, d, tie,
-                              row, False, want, q[s, m], e[s, m])
-    for f in range(N_FAMILIES):                          # layer2_kernel
+            cores.member_core(src[s], close[s], r[s], starts[s], 0, m // N_MEMBERS, lens[m],
+                              cutout, d, tie, row, False, want, q[s, m], e[s, m], st, False,
+                              False)
+    for f in range(N_FAMILIES):                 # layer2_kernel
         for s in range(n_sym):
             lo, hi = N_MEMBERS * f, N_MEMBERS * (f + 1)
-            cores.layer2_core(q[s, lo:hi], e[s, lo:hi], r[s], starts[s],
-                              cutout, weights[f], d, xs[s, f], ss[s, f])
+            cores.layer2_core(q[s, lo:hi], e[s, lo:hi], r[s], starts[s], 0,
+                              cutout, weights[f], d, xs[s, f], ss[s, f], st, False, False)
     for s in range(n_sym):                      # final_kernel
-        cores.final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
-                         avg[s], dirn[s], longs[s], shorts[s])
+        cores.final_core(xs[s], ss[s], starts[s], 0, cutout, th_long, th_short, dsrc, shift,
+                         avg[s], dirn[s], longs[s], shorts[s], st, False, False)
 
 
 def member_parallel(close, src, starts, params, members):

@@ -1,0 +1,260 @@
+"""Live updates: new bars appended to a saved state, computed exactly, at a cost that does not
+depend on the length of the history.
+
+:func:`update_atc` puts each updated symbol's last W bars (from its
+:class:`~gpu_trend.state.ATCState`) in front of its new bars and runs the
+usual engine on that short block: the cores start from the symbol's state
+rows at its first new bar and write them back after its last. Every
+recurrence then takes the same steps, on the same values, as in one
+computation over the whole history, so the outputs are the same bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from . import calendars, outputs
+from .arrays import namespace, to_host
+from .config import FAMILIES
+from .engine import ATCInputError, Bars, StateWork, Workload, _flag, prepare_bars
+from .io import Universe, read_universe
+from .state import ATCState, check_config
+
+__all__ = ["update_atc"]
+
+
+def update_atc(state: ATCState, close, *, source=None, backend="auto", members=False,
+               symbols=None, memory_limit=None, on_device=None, config=None):
+    """Append new bars to `state`: ATC of the new bars only, and the state after them.
+
+    Parameters
+    ----------
+    state : ATCState
+        From ``compute_atc(..., return_state=True)``, an earlier update or
+        :meth:`ATCState.load`; it is not modified.
+    close : DataFrame, Series, Universe or array
+        The new bars: a wide frame (time × symbols), a long frame (symbol, time,
+        close, ...), a Universe, or an array (symbols × bars) whose rows are the
+        state's symbols in order (or ``symbols=``), its bars numbered on from the
+        state's last bar number. Any subset of the symbols: a symbol absent from
+        the update (or without a close in it) keeps its state unchanged; a
+        symbol the state does not know starts fresh, as a later listing.
+    source : same form as `close`, optional
+        Needed exactly when the state was computed with a separate source.
+    backend, members, memory_limit, on_device
+        As for :func:`gpu_trend.compute_atc`.
+    symbols : sequence of str, optional
+        Names for the rows of an array update.
+    config : ATCConfig, optional
+        The config the caller expects; a state made with another is refused,
+        naming the fields that differ.
+
+    Returns
+    -------
+    ATCResult
+        The updated symbols' outputs on their new bars (packed to the right, as
+        for own calendars: ``res.times(symbol)`` gives each one's new times),
+        and ``res.state``, covering every symbol of `state` and the new ones.
+
+    Raises
+    ------
+    ATCInputError
+        A new bar at or before a symbol's last bar in the state (naming the
+        symbol and both times), bad prices, or a source that does not match
+        the state's.
+    """
+    cfg = state.config
+    if config is not None:
+        check_config(state, config)
+    members = _flag(members, "members")
+    new = _new_bars(state, close, source, symbols)
+    width = state.window
+    n_new = new.close.shape[1]
+    counts = (new.positions >= 0).sum(axis=1)
+    has = counts > 0  # a symbol without a close in the update keeps its state
+    rows = {s: i for i, s in enumerate(state.symbols)}
+    names = [n for n, h in zip(new.names, has) if h]
+    take = np.flatnonzero(has)
+    idx = np.array([rows.get(n, -1) for n in names], dtype=np.int64)
+    known = idx >= 0
+    _check_after_last(state, new, names, take, idx)
+    ext, ext_src, positions = _extended(state, new, take, idx, width)
+    counts = counts[take]
+    t_from = (n_new - counts + width).astype(np.int64)
+    listed = np.zeros(len(names), dtype=bool)
+    listed[known] = np.asarray(state.bars)[idx[known]] > 0
+
+    work = Workload(Bars(ext, ext_src, names, new.index, positions, ext.nbytes), cfg, backend,
+                    members, on_device)
+    plan = work.plan(memory_limit, streaming=False)
+    starts = work.check(plan)
+    bars_before = np.where(listed, np.asarray(state.bars)[np.maximum(idx, 0)], 0)
+    starts = np.where(listed, t_from - bars_before, starts).astype(np.int64)
+    caught = work.growth_warning(starts, stacklevel=2)
+    xs = work.state_module()
+    rows_in = _rows_of(state, xs, idx, known)
+    live = StateWork(xs, len(names), width, ext_src is not ext, rows=rows_in, resume=listed,
+                     t_from=t_from)
+    n_ext = ext.shape[1]
+    out = outputs.allocate(work.output_module(), len(names), n_ext, members)
+    last_tau = np.where(starts < n_ext, n_ext - starts, 0)
+    for _ in work.blocks(plan, starts, lambda a, b: {k: v[a:b] for k, v in out.items()},
+                         state=live, growth_bars=max(int(last_tau.max(initial=0)), 1)):
+        pass
+    result = _new_bar_result(work, out, width, n_new, counts, starts, caught)
+    bars_after = np.where(listed, bars_before + counts, last_tau).astype(np.int64)
+    return dataclasses.replace(result, state=_next_state(state, names, idx, live, bars_after,
+                                                         new, take))
+
+
+# ------------------------------------------------------------------------------------------
+# the steps of update_atc
+# ------------------------------------------------------------------------------------------
+def _new_bars(state: ATCState, close, source, symbols) -> Bars:
+    """The update's bars, each symbol's packed to the right, with their positions."""
+    cfg = state.config
+    if isinstance(close, pd.DataFrame) and "symbol" in [str(c).lower() for c in close.columns]:
+        close = read_universe(close)
+    plain = not isinstance(close, (pd.DataFrame, pd.Series, Universe))
+    if plain and symbols is None:
+        n_rows = np.shape(close)[0] if np.ndim(close) == 2 else 1
+        if n_rows != len(state.symbols):
+            raise ATCInputError(f"an array update has one row per symbol of the state "
+                                f"({len(state.symbols)}), got {n_rows}; pass symbols= to "
+                                f"name its rows")
+        symbols = state.symbols
+    if (source is None) != (state.source_window is None):
+        raise ATCInputError("the state was computed " + ("with" if source is None else
+                            "without") + " a separate source: pass the same kind of update")
+    new = prepare_bars(close, cfg, source, symbols, "own")
+    if plain:
+        new = new._replace(index=pd.RangeIndex(_next_bar_number(state),
+                                               _next_bar_number(state) + new.close.shape[1],
+                                               name="bar"))
+    if new.positions is None:  # every symbol's bars run from its first close to its last
+        xp = namespace(new.close)
+        mask = calendars.span_mask(~xp.isnan(new.close))
+        separate = new.source is not new.close
+        (close_, *rest), positions = calendars.right_align(
+            mask, new.close, *((new.source,) if separate else ()))
+        new = new._replace(close=close_, source=rest[0] if separate else close_,
+                           positions=positions)
+    return new
+
+
+def _next_bar_number(state: ATCState) -> int:
+    """Array updates number their bars on from the state's last bar number."""
+    times = [t for t in state.last_time if t is not None]
+    if any(not isinstance(t, (int, np.integer, float)) for t in times):
+        raise ATCInputError("the state's bars have times: pass the update as a DataFrame "
+                            "indexed by time")
+    return int(max(times)) + 1 if times else 0
+
+
+def _check_after_last(state, new, names, take, idx) -> None:
+    """A new bar at or before a symbol's last bar would be counted twice (or out of order)."""
+    for j, (name, i) in enumerate(zip(names, idx)):
+        last = state.last_time[i] if i >= 0 else None
+        if last is None:
+            continue
+        row = new.positions[take[j]]
+        first = new.index[row[row >= 0][0]]
+        try:
+            stale = not first > last
+        except TypeError:
+            raise ATCInputError(f"symbol {name!r}: new bar time {first!r} cannot be compared "
+                                f"with its last bar {last!r} in the state", symbol=name) from None
+        if stale:
+            raise ATCInputError(f"symbol {name!r}: new bar at {first} is not after its last "
+                                f"bar {last} in the state", symbol=name)
+
+
+def _extended(state, new, take, idx, width):
+    """Each updated symbol's last `width` bars from the state, then its new bars, packed to
+    the right; and the packed columns' positions in the update's index (−1 before)."""
+    xp = namespace(new.close)
+    n_new = new.close.shape[1]
+    counts = (new.positions[take] >= 0).sum(axis=1)
+    known = idx >= 0
+    # Window column c of symbol j goes to column n_new − counts[j] + c: right before its bars.
+    cols = (n_new - counts)[:, None] + np.arange(width)[None, :]
+    rows = np.arange(len(take))[:, None]
+
+    def build(values, window):
+        ext = xp.full((len(take), width + n_new), xp.nan)
+        ext[:, width:] = values[take]
+        if known.any():
+            win = xp.asarray(to_host(window)[idx[known]])
+            ext[rows[known], cols[known]] = win
+        return ext
+
+    ext = build(new.close, state.close_window)
+    ext_src = ext if new.source is new.close else build(new.source, state.source_window)
+    positions = np.full((len(take), width + n_new), -1, dtype=np.int64)
+    positions[:, width:] = new.positions[take]
+    return ext, ext_src, positions
+
+
+def _rows_of(state, xs, idx, known):
+    """The updated symbols' state rows, copied into the backend's memory (new symbols: 0)."""
+    out = []
+    for rows in (state.member, state.layer2, state.final):
+        part = xs.zeros((len(idx),) + rows.shape[1:])
+        if known.any():
+            part[xs.asarray(np.flatnonzero(known))] = xs.asarray(to_host(rows)[idx[known]])
+        out.append(part)
+    return tuple(out)
+
+
+def _new_bar_result(work, out, width, n_new, counts, starts, caught):
+    """The outputs of the new bars: the last `n_new` columns, NaN / False before a symbol's
+    first new bar (the columns the cores skipped)."""
+    before = np.arange(n_new)[None, :] < (n_new - counts)[:, None]
+    arrays = {}
+    for name, arr in out.items():
+        part = arr[..., width:]
+        xp = namespace(part)
+        mask = xp.asarray(before[:, None, :] if part.ndim == 3 else before)
+        arrays[name] = xp.where(mask, False if part.dtype == bool else xp.nan, part)
+    first_new = n_new - counts
+    start_bar = np.maximum(starts - width, first_new)
+    full = starts + work.cfg.warmup_bars - width
+    if (work.cfg.member_lengths()[FAMILIES.index("LSMA")] == 1).any():
+        full = np.full_like(full, n_new)  # linreg of 1 point is NaN: never
+    first_full = np.where(full >= n_new, -1, np.maximum(full, first_new))
+    return dataclasses.replace(
+        work.result(arrays, 0, len(work.names), start_bar.astype(np.int64), caught),
+        first_full_bar=first_full.astype(np.int64), positions=work.positions[:, width:])
+
+
+def _next_state(state, names, idx, live, bars_after, new, take) -> ATCState:
+    """The state after the update: updated rows replaced, new symbols appended."""
+    xs = namespace(live.member)
+    known = idx >= 0
+    fresh = ~known
+    n_old = len(state.symbols)
+    order = np.where(known, idx, n_old + np.cumsum(fresh) - 1)
+
+    def merged(old, part):
+        if old is None:
+            return None
+        old = xs.asarray(old)
+        grown = xs.empty((n_old + int(fresh.sum()),) + old.shape[1:])
+        grown[:n_old] = old
+        grown[xs.asarray(order)] = part
+        return grown
+
+    last = calendars.last_times(new.index, new.positions[take], len(take))
+    last_time = list(state.last_time) + [None] * int(fresh.sum())
+    bars = np.concatenate([np.asarray(state.bars), np.zeros(int(fresh.sum()), np.int64)])
+    for j, k in enumerate(order):
+        last_time[k] = last[j]
+        bars[k] = bars_after[j]
+    return ATCState(state.config, list(state.symbols) + [n for n, f in zip(names, fresh) if f],
+                    last_time, bars, merged(state.close_window, live.close_window),
+                    merged(state.source_window, live.source_window),
+                    merged(state.member, live.member), merged(state.layer2, live.layer2),
+                    merged(state.final, live.final))
