@@ -418,8 +418,13 @@ class Bars(NamedTuple):
     copied: int
 
 
-def prepare_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own") -> Bars:
-    """Normalise a call's input and put each symbol on its bars (see :func:`compute_atc`)."""
+def prepare_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own", *,
+                 whole_history=True) -> Bars:
+    """Normalise a call's input and put each symbol on its bars (see :func:`compute_atc`).
+
+    ``whole_history=False`` (an update's few new bars): no warning that the array looks
+    transposed.
+    """
     arr, found, index, is_bar = _normalise(close, "close")
     names = _symbol_names(symbols, found, arr.shape[0])
     if index is None:
@@ -436,7 +441,8 @@ def prepare_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own
             raise ATCInputError("close and source must both be host arrays or both CuPy "
                                 "arrays")
         copied += _copied_bytes(src, source)
-    if not isinstance(close, (pd.DataFrame, pd.Series, Universe)) and not is_cudf(close):
+    if whole_history and not isinstance(close, (pd.DataFrame, pd.Series, Universe)) \
+            and not is_cudf(close):
         _warn_if_transposed(arr.shape, cfg)
     # Own calendars: each symbol's bars packed to the right (gpu_trend.calendars). On a
     # grid that says nothing about bars, a symbol's bars run from its first close to its
@@ -775,7 +781,7 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
     return dataclasses.replace(res, state=ATCState(
         work.cfg, list(work.names), calendars.last_times(work.index, work.positions, n_sym),
         bars, state.close_window, state.source_window, state.member, state.layer2,
-        state.final))
+        state.final, clock=work.index[-1] if len(work.index) else None))
 
 
 def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limit=None,

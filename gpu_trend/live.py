@@ -129,29 +129,45 @@ def _new_bars(state: ATCState, close, source, symbols) -> Bars:
     if (source is None) != (state.source_window is None):
         raise ATCInputError("the state was computed " + ("with" if source is None else
                             "without") + " a separate source: pass the same kind of update")
-    new = prepare_bars(close, cfg, source, symbols, "own")
+    if isinstance(close, Universe):  # its rows are the bars
+        return prepare_bars(close, cfg, source, symbols, "own", whole_history=False)
+    # The grid as it is ("union"); which cells are bars is decided below.
+    grid_cfg = dataclasses.replace(cfg, nan_policy="raise")
+    new = prepare_bars(close, grid_cfg, source, symbols, "union", whole_history=False)
     if plain:
-        new = new._replace(index=pd.RangeIndex(_next_bar_number(state),
-                                               _next_bar_number(state) + new.close.shape[1],
-                                               name="bar"))
-    if new.positions is None:  # every symbol's bars run from its first close to its last
-        xp = namespace(new.close)
-        mask = calendars.span_mask(~xp.isnan(new.close))
-        separate = new.source is not new.close
-        (close_, *rest), positions = calendars.right_align(
-            mask, new.close, *((new.source,) if separate else ()))
-        new = new._replace(close=close_, source=rest[0] if separate else close_,
-                           positions=positions)
-    return new
+        start = _next_bar_number(state)
+        new = new._replace(index=pd.RangeIndex(start, start + new.close.shape[1], name="bar"))
+    # On a grid a listed symbol's bars run from the update's first column (an empty cell there
+    # is a hole) to its last close; a symbol not listed yet starts at its first close. Empty
+    # cells after a symbol's last close are no bars: its data ends there, for now.
+    xp = namespace(new.close)
+    valid = ~xp.isnan(new.close)
+    listed = xp.asarray(_listed(state, new.names))
+    seen = xp.cumsum(valid, axis=1)
+    mask = ((seen > 0) | listed[:, None]) & (seen < seen[:, -1:] + valid)
+    if cfg.nan_policy == "skip":
+        mask &= valid
+    separate = new.source is not new.close
+    (close_, *rest), positions = calendars.right_align(
+        mask, new.close, *((new.source,) if separate else ()))
+    return new._replace(close=close_, source=rest[0] if separate else close_,
+                        positions=positions)
+
+
+def _listed(state: ATCState, names) -> np.ndarray:
+    """Which of `names` the state has seen listed (a close on some bar)."""
+    bars = dict(zip(state.symbols, np.asarray(state.bars)))
+    return np.array([bars.get(n, 0) > 0 for n in names], dtype=bool)
 
 
 def _next_bar_number(state: ATCState) -> int:
-    """Array updates number their bars on from the state's last bar number."""
-    times = [t for t in state.last_time if t is not None]
-    if any(not isinstance(t, (int, np.integer, float)) for t in times):
+    """Array updates number their bars on from the last bar number the state has seen."""
+    if state.clock is None:
+        return 0
+    if not isinstance(state.clock, (int, np.integer, float)):
         raise ATCInputError("the state's bars have times: pass the update as a DataFrame "
                             "indexed by time")
-    return int(max(times)) + 1 if times else 0
+    return int(state.clock) + 1
 
 
 def _check_after_last(state, new, names, take, idx) -> None:
@@ -253,8 +269,11 @@ def _next_state(state, names, idx, live, bars_after, new, take) -> ATCState:
     for j, k in enumerate(order):
         last_time[k] = last[j]
         bars[k] = bars_after[j]
+    clock = new.index[-1] if len(new.index) else None
+    if state.clock is not None and (clock is None or not clock > state.clock):
+        clock = state.clock
     return ATCState(state.config, list(state.symbols) + [n for n, f in zip(names, fresh) if f],
                     last_time, bars, merged(state.close_window, live.close_window),
                     merged(state.source_window, live.source_window),
                     merged(state.member, live.member), merged(state.layer2, live.layer2),
-                    merged(state.final, live.final))
+                    merged(state.final, live.final), clock)

@@ -90,6 +90,9 @@ class ATCState:
         before a short history). ``source_window`` is None without a separate source.
     member, layer2, final : (S, 54, 11), (S, 6, 3), (S, 3) float64
         The cores' state rows (:mod:`gpu_trend.cores`).
+    clock : object
+        The last time of the inputs so far, whichever symbol it belongs to (None
+        before any bar): array updates number their bars on from it.
     version : str
         The gpu-trend version that made it.
     """
@@ -103,6 +106,7 @@ class ATCState:
     member: Any
     layer2: Any
     final: Any
+    clock: Any = None
     version: str = __version__
 
     @property
@@ -118,17 +122,20 @@ class ATCState:
         """A deep copy (arrays copied where they live)."""
         def dup(a):
             return None if a is None else a.copy()
-        return ATCState(self.config, list(self.symbols), list(self.last_time),
-                        self.bars.copy(), dup(self.close_window), dup(self.source_window),
-                        dup(self.member), dup(self.layer2), dup(self.final), self.version)
+        return dataclasses.replace(
+            self, symbols=list(self.symbols), last_time=list(self.last_time),
+            bars=self.bars.copy(), close_window=dup(self.close_window),
+            source_window=dup(self.source_window), member=dup(self.member),
+            layer2=dup(self.layer2), final=dup(self.final))
 
     def to_host(self) -> "ATCState":
         """The same state with NumPy arrays."""
         def host(a):
             return None if a is None else to_host(a)
-        return ATCState(self.config, list(self.symbols), list(self.last_time),
-                        np.asarray(self.bars), host(self.close_window), host(self.source_window),
-                        host(self.member), host(self.layer2), host(self.final), self.version)
+        return dataclasses.replace(
+            self, bars=np.asarray(self.bars), close_window=host(self.close_window),
+            source_window=host(self.source_window), member=host(self.member),
+            layer2=host(self.layer2), final=host(self.final))
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -137,12 +144,12 @@ class ATCState:
         The layout, version :data:`STATE_FORMAT`: ``format`` (int), ``version`` (str),
         ``config`` (JSON of the ATCConfig fields), ``symbols`` (str), ``last_time`` with
         ``time_kind`` ("datetime" as int64 ns UTC with ``tz``, "number" as float64, or
-        "none"; NaN/NaT where a symbol has no bar), ``bars``, ``close_window``,
+        "none"; NaN/NaT where a symbol has no bar; the clock last), ``bars``, ``close_window``,
         ``source_window`` (absent without a separate source), ``member``, ``layer2``,
         ``final``. Any backend's state saves; the file loads on either.
         """
         host = self.to_host()
-        kind, times, tz = _encode_times(host.last_time)
+        kind, times, tz = _encode_times(host.last_time + [host.clock])
         arrays = dict(format=np.int64(STATE_FORMAT), version=np.str_(host.version),
                       config=np.str_(json.dumps(dataclasses.asdict(host.config))),
                       symbols=np.asarray(host.symbols, dtype=np.str_), time_kind=np.str_(kind),
@@ -180,9 +187,9 @@ class ATCState:
                                  f"version {STATE_FORMAT}; recompute the state")
             saved = ATCConfig(**{k: tuple(v) if isinstance(v, list) else v
                                  for k, v in json.loads(str(z["config"])).items()})
+            times = _decode_times(str(z["time_kind"]), z["last_time"], str(z["tz"]))
             state = cls(config=saved, symbols=[str(s) for s in z["symbols"]],
-                        last_time=_decode_times(str(z["time_kind"]), z["last_time"],
-                                                str(z["tz"])),
+                        last_time=times[:-1], clock=times[-1],
                         bars=z["bars"].astype(np.int64), close_window=z["close_window"],
                         source_window=z["source_window"] if "source_window" in z else None,
                         member=z["member"], layer2=z["layer2"], final=z["final"],

@@ -1,0 +1,212 @@
+"""Live updates: a history computed in pieces, with the state saved and loaded between them,
+equals one computation over the whole history, bit for bit (outputs and state)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gpu_trend
+from golden import SET_NAMES, load_golden, params_to_kwargs
+from gpu_trend import ATCConfig, ATCInputError, ATCState, update_atc
+from test_properties import configs, paths
+
+KEYS = ("average_signal", "family_signals", "family_equities", "direction", "long_events",
+        "short_events", "member_ma", "member_signal", "member_equity")
+STATE_KEYS = ("bars", "close_window", "member", "layer2", "final")
+
+
+def own(res, row, key):
+    """One symbol's values on its own bars (the packing's padding left out)."""
+    arr = getattr(res, key)[row]
+    return arr[..., arr.shape[-1] - len(res.times(row)):]
+
+
+def assert_pieces_equal_whole(whole, pieces):
+    """Every symbol's outputs over the pieces, concatenated, equal the whole computation's
+    over its bars from its listing on; and the last piece's state equals the whole's."""
+    last = pieces[-1].state
+    for sym in whole.symbols:
+        i = whole.symbols.index(sym)
+        n = int(whole.state.bars[i])
+        for key in KEYS:
+            got = np.concatenate([own(p, p.symbols.index(sym), key) for p in pieces
+                                  if sym in p.symbols], axis=-1)
+            want = own(whole, i, key)
+            np.testing.assert_array_equal(got[..., got.shape[-1] - n:],
+                                          want[..., want.shape[-1] - n:],
+                                          err_msg=f"{sym} {key}")
+    order = [last.symbols.index(s) for s in whole.symbols]
+    for key in STATE_KEYS:
+        np.testing.assert_array_equal(np.asarray(getattr(last, key))[order],
+                                      np.asarray(getattr(whole.state, key)), err_msg=key)
+    assert [last.last_time[k] for k in order] == whole.state.last_time
+
+
+def run_in_pieces(close, cfg, cuts, saves=(), tmp_path=None, **kw):
+    """compute_atc on close[:, :cuts[0]], then update_atc on each later piece."""
+    first = gpu_trend.compute_atc(close[:, :cuts[0]], cfg, members=True, return_state=True,
+                                  **kw)
+    pieces, state = [first], first.state
+    for k, (a, b) in enumerate(zip(cuts, list(cuts[1:]) + [close.shape[1]])):
+        if k in saves:
+            path = tmp_path / f"state{k}.npz"
+            state.save(path)
+            state = ATCState.load(path, config=cfg)
+        res = update_atc(state, close[:, a:b], members=True, **kw)
+        pieces.append(res)
+        state = res.state
+    return pieces
+
+
+@st.composite
+def splits(draw, n):
+    """Cut points of a history of n bars: 1 bar, a few bars, or the rest at a time."""
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(n - 1, 1)), min_size=1, max_size=4))))
+    return [c for c in cuts if 0 < c < n] or [max(n - 1, 1)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(close=paths(max_bars=90), data=st.data(), policy=st.sampled_from(["raise", "pine",
+                                                                         "ffill"]))
+def test_pieces_equal_the_whole_on_random_paths(close, data, policy, tmp_path_factory):
+    if len(close) < 3:
+        return
+    close = close.copy()
+    cfg = ATCConfig(**{**data.draw(configs(len(close))).__dict__, "nan_policy": policy})
+    cuts = data.draw(splits(len(close)))
+    if policy != "raise":
+        # Holes right after a split; not at the end of a piece, where an empty cell on a grid
+        # reads as "no bar yet" (update_atc's documented rule).
+        finite = np.flatnonzero(~np.isnan(close))
+        inside = [int(t) for t in finite[1:-1] if t + 1 not in cuts]
+        for h in data.draw(st.lists(st.sampled_from(inside or [-1]), max_size=3)):
+            if h >= 0:
+                close[h] = np.nan
+    saves = data.draw(st.sets(st.integers(0, len(cuts) - 1)))
+    whole = gpu_trend.compute_atc(close[None, :], cfg, members=True, return_state=True)
+    pieces = run_in_pieces(close[None, :], cfg, cuts, saves, tmp_path_factory.mktemp("s"))
+    assert_pieces_equal_whole(whole, pieces)
+
+
+@pytest.mark.parametrize("set_name", SET_NAMES)
+def test_pieces_equal_the_whole_for_every_golden_parameter_set(set_name, tmp_path):
+    params, _ = load_golden(set_name)
+    cfg = ATCConfig(**params_to_kwargs(params))
+    rng = np.random.default_rng(3)
+    close = 30 * np.exp(np.cumsum(rng.normal(0, 0.02, (5, 400)), axis=1))
+    close[1, :130] = np.nan  # listed inside the first update
+    close[3, :20] = np.nan
+    close[2, 200:215] = close[2, 199]  # a flat stretch across a split
+    # A split before the cutout, inside the warm-up, one bar, a few bars, the rest.
+    cuts = sorted({5, cfg.cutout // 2 + 1, 40, 41, 45, 150, 399} - {0})
+    whole = gpu_trend.compute_atc(close, cfg, members=True, return_state=True)
+    assert_pieces_equal_whole(whole, run_in_pieces(close, cfg, cuts, {1, 4}, tmp_path))
+
+
+def long_table():
+    """Three calendars: daily, weekly, and a symbol listed later."""
+    rng = np.random.default_rng(9)
+    frames = []
+    for sym, times in (("D", pd.bdate_range("2023-01-02", periods=300)),
+                       ("W", pd.date_range("2021-01-01", periods=150, freq="W-FRI")),
+                       ("L", pd.bdate_range("2023-09-01", periods=120))):
+        frames.append(pd.DataFrame({"symbol": sym, "time": times, "close":
+                                    50 * np.exp(np.cumsum(rng.normal(0, 0.02, len(times))))}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_own_calendars_subsets_and_new_symbols(tmp_path):
+    table = long_table()
+    whole = gpu_trend.compute_atc(gpu_trend.read_universe(table), members=True,
+                                  return_state=True)
+    cut1, cut2 = pd.Timestamp("2023-06-30"), pd.Timestamp("2023-11-15")
+    first = gpu_trend.compute_atc(gpu_trend.read_universe(table[table.time <= cut1]),
+                                  members=True, return_state=True)
+    assert first.state.symbols == ["D", "W"]  # L is not listed yet
+    # Update 1: only the daily symbol (W keeps its state), as a wide frame.
+    mid = table[(table.time > cut1) & (table.time <= cut2)]
+    wide = mid[mid.symbol == "D"].pivot(index="time", columns="symbol", values="close")
+    up1 = update_atc(first.state, wide, members=True)
+    assert up1.symbols == ["D"]
+    i = up1.state.symbols.index("W")
+    np.testing.assert_array_equal(up1.state.member[i], first.state.member[i])
+    up1.state.save(tmp_path / "s.npz")
+    # Update 2: everything after, as a long frame: W catches up, L arrives and starts fresh.
+    rest = pd.concat([mid[mid.symbol != "D"], table[table.time > cut2]])
+    up2 = update_atc(ATCState.load(tmp_path / "s.npz"), rest, members=True)
+    assert set(up2.symbols) == {"D", "W", "L"} and up2.state.symbols == ["D", "W", "L"]
+    assert_pieces_equal_whole(whole, [first, up1, up2])
+    latest = up2.latest()
+    assert latest.loc["W", "time"] == table[table.symbol == "W"].time.max()
+
+
+def test_array_update_numbers_its_bars_on_and_result_holds_only_new_bars():
+    rng = np.random.default_rng(4)
+    close = 10 * np.exp(np.cumsum(rng.normal(0, 0.01, (3, 120)), axis=1))
+    head = gpu_trend.compute_atc(close[:, :100], return_state=True)
+    res = update_atc(head.state, close[:, 100:101])
+    assert res.average_signal.shape == (3, 1)
+    assert list(res.times(0)) == [100] and res.state.last_time == [100, 100, 100]
+    np.testing.assert_array_equal(res.average_signal[:, 0],
+                                  gpu_trend.compute_atc(close[:, :101]).average_signal[:, -1])
+
+
+def test_stale_or_repeated_bars_are_refused():
+    table = long_table()
+    head = gpu_trend.compute_atc(gpu_trend.read_universe(table), return_state=True)
+    again = table[table.symbol == "D"].tail(1)
+    with pytest.raises(ATCInputError, match=r"symbol 'D': new bar at 2024-02-23 00:00:00 is not "
+                                            r"after its last bar 2024-02-23 00:00:00"):
+        update_atc(head.state, again)
+    with pytest.raises(ATCInputError, match="one row per symbol of the state"):
+        update_atc(head.state, np.ones((2, 1)))
+    with pytest.raises(ATCInputError, match="bars have times"):
+        update_atc(head.state, np.ones((3, 1)))
+
+
+def test_config_and_version_mismatches_are_named(tmp_path):
+    head = gpu_trend.compute_atc(np.full((2, 80), 5.0) + np.arange(80), return_state=True)
+    path = head.state.save(tmp_path / "s.npz")
+    with pytest.raises(ValueError, match=r"another config: la=0\.02 in the state, 0\.05 here"):
+        ATCState.load(path, config=ATCConfig(la=0.05))
+    with pytest.raises(ValueError, match="another config: cutout=0 in the state, 3 here"):
+        update_atc(head.state, np.ones((2, 1)) * 100, config=ATCConfig(cutout=3))
+    with np.load(path) as z:
+        fields = dict(z)
+    fields["format"] = np.int64(99)
+    np.savez(tmp_path / "future.npz", **fields)
+    with pytest.raises(ValueError, match="state layout version 99, this gpu-trend reads "
+                                         "version 1"):
+        ATCState.load(tmp_path / "future.npz")
+    # The file holds no pickles: it loads with allow_pickle=False, whatever the times.
+    assert ATCState.load(path).last_time == [79, 79]
+
+
+def test_a_source_state_needs_a_source_update():
+    rng = np.random.default_rng(2)
+    close = 10 * np.exp(np.cumsum(rng.normal(0, 0.01, (2, 90)), axis=1))
+    source = close * 1.01
+    whole = gpu_trend.compute_atc(close, source=source, members=True, return_state=True)
+    head = gpu_trend.compute_atc(close[:, :60], source=source[:, :60], members=True,
+                                 return_state=True)
+    with pytest.raises(ATCInputError, match="with a separate source"):
+        update_atc(head.state, close[:, 60:])
+    tail = update_atc(head.state, close[:, 60:], source=source[:, 60:], members=True)
+    assert_pieces_equal_whole(whole, [head, tail])
+
+
+@pytest.mark.cudasim
+def test_simulated_gpu_updates_equal_the_cpu(monkeypatch):
+    from gpu_trend import backend
+
+    monkeypatch.setattr(backend, "gpu_status", lambda: (True, "Numba's CUDA simulator"))
+    rng = np.random.default_rng(6)
+    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.03, (3, 30)), axis=1))
+    close[2, :8] = np.nan
+    cfg = ATCConfig(lengths=(5, 6, 7, 5, 6, 7), robustness="Narrow", cutout=2)
+    whole = gpu_trend.compute_atc(close, cfg, members=True, return_state=True, backend="cpu")
+    pieces = run_in_pieces(close, cfg, [12, 13, 20], backend="gpu")
+    assert all(p.backend == "gpu" for p in pieces)
+    assert_pieces_equal_whole(whole, pieces)
