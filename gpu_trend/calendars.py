@@ -93,4 +93,5 @@ def last_times(index: pd.Index, positions: np.ndarray | None, n_symbols: int) ->
     if positions is None:
         return [index[-1]] * n_symbols
     last = positions[:, -1] if positions.shape[1] else np.full(n_symbols, -1)
-    return [index[p] if p >= 0 else None for p in last]
+    times = index.take(np.maximum(last, 0)).tolist()
+    return [t if p >= 0 else None for t, p in zip(times, last)]

@@ -781,7 +781,8 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
     return dataclasses.replace(res, state=ATCState(
         work.cfg, list(work.names), calendars.last_times(work.index, work.positions, n_sym),
         bars, state.close_window, state.source_window, state.member, state.layer2,
-        state.final, clock=work.index[-1] if len(work.index) else None))
+        state.final, since=np.stack(res.bars_since_events(), axis=1),
+        clock=work.index[-1] if len(work.index) else None))
 
 
 def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limit=None,

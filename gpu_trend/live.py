@@ -105,9 +105,13 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
                          state=live, growth_bars=max(int(last_tau.max(initial=0)), 1)):
         pass
     result = _new_bar_result(work, out, width, n_new, counts, starts, caught)
+    before = np.full((len(names), 2), np.nan)
+    before[known] = to_host(state.since)[idx[known]]
+    result = dataclasses.replace(result, since_before=before)
     bars_after = np.where(listed, bars_before + counts, last_tau).astype(np.int64)
+    since = np.stack(result.bars_since_events(), axis=1)
     return dataclasses.replace(result, state=_next_state(state, names, idx, live, bars_after,
-                                                         new, take))
+                                                         since, new, take))
 
 
 # ------------------------------------------------------------------------------------------
@@ -172,20 +176,25 @@ def _next_bar_number(state: ATCState) -> int:
 
 def _check_after_last(state, new, names, take, idx) -> None:
     """A new bar at or before a symbol's last bar would be counted twice (or out of order)."""
-    for j, (name, i) in enumerate(zip(names, idx)):
-        last = state.last_time[i] if i >= 0 else None
-        if last is None:
-            continue
-        row = new.positions[take[j]]
-        first = new.index[row[row >= 0][0]]
-        try:
-            stale = not first > last
-        except TypeError:
-            raise ATCInputError(f"symbol {name!r}: new bar time {first!r} cannot be compared "
-                                f"with its last bar {last!r} in the state", symbol=name) from None
-        if stale:
-            raise ATCInputError(f"symbol {name!r}: new bar at {first} is not after its last "
-                                f"bar {last} in the state", symbol=name)
+    rows = new.positions[take]
+    if not len(take):
+        return
+    first_pos = rows[np.arange(len(take)), np.argmax(rows >= 0, axis=1)]
+    has_last = np.array([i >= 0 and state.last_time[i] is not None for i in idx], dtype=bool)
+    if not has_last.any():
+        return
+    first = new.index.take(first_pos[has_last])
+    last = pd.Index([state.last_time[i] for i in idx[has_last]])
+    try:
+        stale = ~np.asarray(first > last, dtype=bool)
+    except TypeError:
+        raise ATCInputError(f"the new bars' times ({first.dtype}) cannot be compared with the "
+                            f"state's last times ({last.dtype})") from None
+    if stale.any():
+        j = int(np.flatnonzero(stale)[0])
+        name = np.asarray(names, dtype=object)[has_last][j]
+        raise ATCInputError(f"symbol {name!r}: new bar at {first[j]} is not after its last "
+                            f"bar {last[j]} in the state", symbol=name)
 
 
 def _extended(state, new, take, idx, width):
@@ -215,12 +224,12 @@ def _extended(state, new, take, idx, width):
 
 
 def _rows_of(state, xs, idx, known):
-    """The updated symbols' state rows, copied into the backend's memory (new symbols: 0)."""
+    """The updated symbols' state rows, gathered into the backend's memory (new symbols: 0)."""
     out = []
     for rows in (state.member, state.layer2, state.final):
-        part = xs.zeros((len(idx),) + rows.shape[1:])
-        if known.any():
-            part[xs.asarray(np.flatnonzero(known))] = xs.asarray(to_host(rows)[idx[known]])
+        part = xs.asarray(rows)[xs.asarray(np.maximum(idx, 0))]
+        if not known.all():
+            part[xs.asarray(~known)] = 0.0
         out.append(part)
     return tuple(out)
 
@@ -246,7 +255,7 @@ def _new_bar_result(work, out, width, n_new, counts, starts, caught):
         first_full_bar=first_full.astype(np.int64), positions=work.positions[:, width:])
 
 
-def _next_state(state, names, idx, live, bars_after, new, take) -> ATCState:
+def _next_state(state, names, idx, live, bars_after, since, new, take) -> ATCState:
     """The state after the update: updated rows replaced, new symbols appended."""
     xs = namespace(live.member)
     known = idx >= 0
@@ -254,13 +263,11 @@ def _next_state(state, names, idx, live, bars_after, new, take) -> ATCState:
     n_old = len(state.symbols)
     order = np.where(known, idx, n_old + np.cumsum(fresh) - 1)
 
-    def merged(old, part):
+    def merged(old, part, xp=xs):
         if old is None:
             return None
-        old = xs.asarray(old)
-        grown = xs.empty((n_old + int(fresh.sum()),) + old.shape[1:])
-        grown[:n_old] = old
-        grown[xs.asarray(order)] = part
+        grown = xp.concatenate([xp.asarray(old), part[xp.asarray(fresh)]])
+        grown[xp.asarray(order)] = part
         return grown
 
     last = calendars.last_times(new.index, new.positions[take], len(take))
@@ -276,4 +283,4 @@ def _next_state(state, names, idx, live, bars_after, new, take) -> ATCState:
                     last_time, bars, merged(state.close_window, live.close_window),
                     merged(state.source_window, live.source_window),
                     merged(state.member, live.member), merged(state.layer2, live.layer2),
-                    merged(state.final, live.final), clock)
+                    merged(state.final, live.final), merged(state.since, since, np), clock)

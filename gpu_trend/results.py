@@ -19,6 +19,8 @@ def _bars_since(events) -> np.ndarray:
     """
     xp = namespace(events)
     n = events.shape[-1]
+    if not n:
+        return np.full(events.shape[:-1], np.nan)
     hit = events.any(axis=-1)
     last = n - 1 - xp.argmax(events[..., ::-1], axis=-1)
     return to_host(xp.where(hit, (n - 1 - last).astype(np.float64), np.nan))
@@ -77,6 +79,9 @@ class ATCResult:
     state : ATCState or None
         With ``return_state=True`` (and from :func:`gpu_trend.update_atc`): where
         every symbol's recurrences stand after its last bar.
+    since_before : (S, 2) float64 NumPy or None
+        From :func:`gpu_trend.update_atc`: bars since each symbol's last long and
+        short event before these bars (NaN if none), for :meth:`latest`.
     """
 
     symbols: list
@@ -88,6 +93,7 @@ class ATCResult:
     first_full_bar: np.ndarray
     warnings: tuple = field(default_factory=tuple)
     state: object = None
+    since_before: np.ndarray | None = None
 
     @property
     def n_symbols(self) -> int:
@@ -113,6 +119,19 @@ class ATCResult:
             return self.index
         return calendars.times_of(self.index, self.positions[row])
 
+    def bars_since_events(self) -> tuple:
+        """Bars since each symbol's last long and short event, at its last bar (NaN if never).
+
+        For an update (:func:`gpu_trend.update_atc`), events before its new bars count
+        too: ``since_before`` carries them on.
+        """
+        since = [_bars_since(self.long_events), _bars_since(self.short_events)]
+        if self.since_before is not None:
+            own = np.array([len(self.times(i)) for i in range(self.n_symbols)])
+            for k in range(2):
+                since[k] = np.where(np.isnan(since[k]), self.since_before[:, k] + own, since[k])
+        return tuple(since)
+
     def latest(self) -> pd.DataFrame:
         """One row per symbol describing its own last bar.
 
@@ -129,8 +148,7 @@ class ATCResult:
             avg = to_host(self.average_signal[:, -1])
             direction = to_host(self.direction[:, -1])
             fam = to_host(self.family_signals[:, :, -1])
-            since_long = _bars_since(self.long_events)
-            since_short = _bars_since(self.short_events)
+            since_long, since_short = self.bars_since_events()
         else:
             avg = direction = since_long = since_short = np.full(n_sym, np.nan)
             fam = np.full((n_sym, N_FAMILIES), np.nan)

@@ -90,6 +90,9 @@ class ATCState:
         before a short history). ``source_window`` is None without a separate source.
     member, layer2, final : (S, 54, 11), (S, 6, 3), (S, 3) float64
         The cores' state rows (:mod:`gpu_trend.cores`).
+    since : (S, 2) float64 NumPy
+        Bars since each symbol's last long and short event, at its last bar (NaN
+        if none yet): what ``latest()`` of an update carries on.
     clock : object
         The last time of the inputs so far, whichever symbol it belongs to (None
         before any bar): array updates number their bars on from it.
@@ -106,6 +109,7 @@ class ATCState:
     member: Any
     layer2: Any
     final: Any
+    since: Any = None
     clock: Any = None
     version: str = __version__
 
@@ -124,7 +128,7 @@ class ATCState:
             return None if a is None else a.copy()
         return dataclasses.replace(
             self, symbols=list(self.symbols), last_time=list(self.last_time),
-            bars=self.bars.copy(), close_window=dup(self.close_window),
+            bars=self.bars.copy(), since=dup(self.since), close_window=dup(self.close_window),
             source_window=dup(self.source_window), member=dup(self.member),
             layer2=dup(self.layer2), final=dup(self.final))
 
@@ -133,7 +137,8 @@ class ATCState:
         def host(a):
             return None if a is None else to_host(a)
         return dataclasses.replace(
-            self, bars=np.asarray(self.bars), close_window=host(self.close_window),
+            self, bars=np.asarray(self.bars), since=host(self.since),
+            close_window=host(self.close_window),
             source_window=host(self.source_window), member=host(self.member),
             layer2=host(self.layer2), final=host(self.final))
 
@@ -144,7 +149,7 @@ class ATCState:
         The layout, version :data:`STATE_FORMAT`: ``format`` (int), ``version`` (str),
         ``config`` (JSON of the ATCConfig fields), ``symbols`` (str), ``last_time`` with
         ``time_kind`` ("datetime" as int64 ns UTC with ``tz``, "number" as float64, or
-        "none"; NaN/NaT where a symbol has no bar; the clock last), ``bars``, ``close_window``,
+        "none"; NaN/NaT where a symbol has no bar; the clock last), ``bars``, ``since``, ``close_window``,
         ``source_window`` (absent without a separate source), ``member``, ``layer2``,
         ``final``. Any backend's state saves; the file loads on either.
         """
@@ -154,6 +159,7 @@ class ATCState:
                       config=np.str_(json.dumps(dataclasses.asdict(host.config))),
                       symbols=np.asarray(host.symbols, dtype=np.str_), time_kind=np.str_(kind),
                       tz=np.str_(tz), last_time=times, bars=host.bars.astype(np.int64),
+                      since=host.since,
                       close_window=host.close_window, member=host.member, layer2=host.layer2,
                       final=host.final)
         if host.source_window is not None:
@@ -190,7 +196,8 @@ class ATCState:
             times = _decode_times(str(z["time_kind"]), z["last_time"], str(z["tz"]))
             state = cls(config=saved, symbols=[str(s) for s in z["symbols"]],
                         last_time=times[:-1], clock=times[-1],
-                        bars=z["bars"].astype(np.int64), close_window=z["close_window"],
+                        bars=z["bars"].astype(np.int64), since=z["since"],
+                        close_window=z["close_window"],
                         source_window=z["source_window"] if "source_window" in z else None,
                         member=z["member"], layer2=z["layer2"], final=z["final"],
                         version=str(z["version"]))

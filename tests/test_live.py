@@ -14,7 +14,7 @@ from test_properties import configs, paths
 
 KEYS = ("average_signal", "family_signals", "family_equities", "direction", "long_events",
         "short_events", "member_ma", "member_signal", "member_equity")
-STATE_KEYS = ("bars", "close_window", "member", "layer2", "final")
+STATE_KEYS = ("bars", "since", "close_window", "member", "layer2", "final")
 
 
 def own(res, row, key):
@@ -42,6 +42,10 @@ def assert_pieces_equal_whole(whole, pieces):
         np.testing.assert_array_equal(np.asarray(getattr(last, key))[order],
                                       np.asarray(getattr(whole.state, key)), err_msg=key)
     assert [last.last_time[k] for k in order] == whole.state.last_time
+    # latest() of the last piece: events before its bars count on.
+    table = pieces[-1].latest()
+    want = whole.latest().loc[table.index]
+    pd.testing.assert_frame_equal(table, want)
 
 
 def run_in_pieces(close, cfg, cuts, saves=(), tmp_path=None, **kw):
