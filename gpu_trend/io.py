@@ -18,7 +18,8 @@ Three rules keep the data honest:
   removed from the tables and listed in :attr:`Universe.rejected` with the reason, so a whole
   universe is not lost to one bad symbol and no symbol disappears without a trace.
 * In a directory, a file that cannot be read or has the wrong structure costs its own symbol
-  only: it goes to :attr:`Universe.rejected` as ``"bad file: …"``, with a message naming it.
+  only: it goes to :attr:`Universe.rejected` as ``"bad file: …"``, with a message naming it;
+  a file of another type is listed in :attr:`Universe.ignored`.
 
 Parquet goes through pyarrow; CSV through pyarrow's CSV reader (much faster than pandas' own on
 millions of rows).  cuDF frames are accepted and read with ``engine="cudf"``; cuDF is imported
@@ -28,6 +29,7 @@ only when used.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +49,7 @@ __all__ = [
     "Universe",
     "FIELDS",
     "SHAPES",
+    "LEVEL_SEPARATOR",
     "read_universe",
     "from_frame",
     "write_universe",
@@ -131,6 +134,9 @@ class Universe:
     present : pandas.DataFrame or None
         Bool table like `close`: True where the symbol has a row (a bar) at that time.  Cells it
         does not cover are False.  None: see :meth:`bar_mask`.
+    ignored : list of str
+        Names of the files of a data directory that were not read because they are no table
+        file read_universe reads (``notes.txt``, ``.DS_Store`` …), sorted.
     """
 
     close: pd.DataFrame
@@ -141,6 +147,7 @@ class Universe:
     rejected: dict[str, str] = field(default_factory=dict)
     source: str | None = None
     present: pd.DataFrame | None = None
+    ignored: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.close, pd.DataFrame):
@@ -187,9 +194,10 @@ class Universe:
         idx = self.close.index
         span = f", {idx[0]} … {idx[-1]}" if len(idx) else ""
         extra = [n for n in ("open", "high", "low", "volume") if getattr(self, n) is not None]
+        ignored = f", ignored {_short_list(self.ignored, 3)}" if self.ignored else ""
         return (
             f"Universe({self.n_symbols} symbols × {self.n_bars} bars{span}"
-            f"{', ' + '/'.join(extra) if extra else ''}, {len(self.rejected)} rejected)"
+            f"{', ' + '/'.join(extra) if extra else ''}, {len(self.rejected)} rejected{ignored})"
         )
 
     def bar_mask(self) -> np.ndarray:
@@ -241,6 +249,7 @@ class Universe:
             rejected=rejected,
             source=self.source,
             present=sub(self.present),
+            ignored=list(self.ignored),
         )
 
     def to_long(self) -> pd.DataFrame:
@@ -341,16 +350,27 @@ def _fmt_time(t: Any) -> str:
 
 
 def _to_float(values: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Coerce to float64; return the values and a mask of entries that were not numbers."""
+    """Coerce to float64; return the values and a mask of entries that were not numbers.
+
+    Numbers are prices; text (and a category's values) counts cell by cell, as a CSV column
+    with a stray word holds text; every other kind of column — bool, datetime, timedelta,
+    period — holds no price at all, although pandas would turn it into numbers.
+    """
     series = pd.Series(values, copy=False)
-    if pd.api.types.is_bool_dtype(series.dtype):
-        bad = np.ones(len(series), dtype=bool)
-        return np.full(len(series), np.nan), bad
-    if pd.api.types.is_numeric_dtype(series.dtype):
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _to_float(np.asarray(series))  # the values, not the codes
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         return series.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(series), dtype=bool)
+    if not (dtype == object or pd.api.types.is_string_dtype(dtype)):
+        return np.full(len(series), np.nan), series.notna().to_numpy()
     num = pd.to_numeric(series, errors="coerce")
     bad = (num.isna() & series.notna()).to_numpy()
-    return num.to_numpy(dtype=float, na_value=np.nan), bad
+    if dtype == object:
+        # to_numeric reads Python bools as 1 and 0.
+        bad = bad | np.fromiter((isinstance(v, (bool, np.bool_)) for v in series), bool,
+                                len(series))
+    return np.where(bad, np.nan, num.to_numpy(dtype=float, na_value=np.nan)), bad
 
 
 def _validate_close(
@@ -543,8 +563,10 @@ def _from_long(
         )
     if symbol is None:
         sym = df[cols["symbol"]]
-        if sym.isna().any():
-            row = int(np.flatnonzero(sym.isna().to_numpy())[0])
+        # Only an empty cell is a missing symbol: any text, "NA" included, is a ticker.
+        missing = (sym.isna() | (sym == "")).to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
             raise DataError(f"missing symbol in {source} at row {row}")
         if not isinstance(sym.dtype, pd.CategoricalDtype):
             sym = sym.astype(str)
@@ -589,14 +611,53 @@ def _from_long(
                    present=present.T)
 
 
+def _is_time_name(name: Any) -> bool:
+    """Whether a column name reads as a time.
+
+    The name is split into words at every character that is no ASCII letter or digit, in any
+    case; it is a time when a word is ``t``, ``ts`` or ``epoch`` or contains ``time`` or
+    ``date``: ``t``, ``TS``, ``Time (UTC)``, ``open_time``, ``Unixtime``, ``trade_date``.
+    """
+    words = re.findall(r"[a-z0-9]+", str(name).lower())
+    return any(w in ("t", "ts", "epoch") or "time" in w or "date" in w for w in words)
+
+
+def _first_column_is_time(col: pd.Series, what: str) -> bool:
+    """Whether the first column of a wide table without a named time holds the time.
+
+    A column that is not numbers (dates, as text or datetimes) is the time, as it cannot be
+    prices.  Integers in order (either way) are the time under a time-like name
+    (:func:`_is_time_name`); under another name, integers above 1e8 in order look like epoch
+    times, and rather than price them at about 1.7e9 the read fails, asking for the time to be
+    named — unless the name is written like a ticker (no lower-case letter, no space: ``AAPL``,
+    ``005930``), which keeps it a symbol.
+    """
+    if not pd.api.types.is_numeric_dtype(col.dtype):
+        return True
+    if not pd.api.types.is_integer_dtype(col.dtype) or not (
+            col.is_monotonic_increasing or col.is_monotonic_decreasing):
+        return False
+    name = str(col.name)
+    if _is_time_name(name):
+        return True
+    if len(col) and (col > 1e8).all() and (name != name.upper() or any(map(str.isspace, name))):
+        raise DataError(
+            f"the first column {name!r} of {what} looks like epoch times (whole numbers above "
+            f"1e8, in order), not prices; pass columns={{'time': {name!r}}} to read it as the "
+            f"time (a column of prices is a symbol when named like a ticker, e.g. AAPL)"
+        )
+    return False
+
+
 def _wide_arrays(
     df: pd.DataFrame, columns: Mapping[str, str] | None, time_unit: str | None, what: str,
     *, sort: bool,
 ) -> tuple[pd.Index, list[str], np.ndarray, np.ndarray | None, np.ndarray | None]:
     time_values, not_data = _time_axis(df, columns, what)
-    if time_values is None and len(df.columns) and not pd.api.types.is_numeric_dtype(
-            df.dtypes.iloc[0]):
+    where = what
+    if time_values is None and len(df.columns) and _first_column_is_time(df.iloc[:, 0], what):
         time_values, not_data = df.iloc[:, 0], df.columns[:1].tolist()
+        where = f"the time column {df.columns[0]!r} of {what}"
     if time_values is None:
         # No time anywhere: the rows are numbered bars, which is all the indicator needs.
         time_values = df.index
@@ -607,10 +668,10 @@ def _wide_arrays(
         if s in seen:
             raise DataError(f"symbol {s!r} appears twice in the columns of {what}", symbol=s)
         seen.add(s)
-    times = _parse_time(time_values, time_unit, what)
+    times = _parse_time(time_values, time_unit, where)
     if times.isna().any():
         row = int(np.flatnonzero(np.asarray(times.isna()))[0])
-        raise DataError(f"missing time in {what} at row {row}")
+        raise DataError(f"missing time in {where} at row {row}")
     bad_text = raw = None
     numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
                   for t in data.dtypes)
@@ -632,11 +693,11 @@ def _wide_arrays(
     if len(uniq) != len(times):
         dup = pd.Index(times).duplicated()
         t = times[int(np.flatnonzero(dup)[0])]
-        raise DataError(f"duplicate time {_fmt_time(t)} in {what}", time=t)
+        raise DataError(f"duplicate time {_fmt_time(t)} in {where}", time=t)
     if not sort and len(codes) > 1 and (np.diff(codes) < 0).any():
         i = int(np.flatnonzero(np.diff(codes) < 0)[0])
         raise DataError(
-            f"time is not increasing in {what}: {_fmt_time(times[i + 1])} (row {i + 1}) comes "
+            f"time is not increasing in {where}: {_fmt_time(times[i + 1])} (row {i + 1}) comes "
             f"after {_fmt_time(times[i])}; sort the data by time or pass sort=True",
             time=times[i + 1],
         )
@@ -652,18 +713,76 @@ def _wide_arrays(
 def _from_wide(
     df: pd.DataFrame, volume: Any, *, columns: Mapping[str, str] | None, sort: bool,
     validate: bool, time_unit: str | None, source: str, engine: str,
+    others: Mapping[str, pd.DataFrame] | None = None,
 ) -> Universe:
+    """Read a wide close table, and the wide tables of other fields (`others`, `volume`)."""
     times, symbols, close, bad_text, raw = _wide_arrays(df, columns, time_unit, source, sort=sort)
     fields = {"close": close}
-    if volume is not None:
-        vdf, vsource = _load_table(volume, engine=engine)
-        vtimes, vsymbols, vol, _, _ = _wide_arrays(vdf, columns, time_unit, vsource, sort=sort)
-        # Volume follows the close table; volume for symbols without a close is not used.
-        fields["volume"] = (
-            pd.DataFrame(vol, index=vtimes, columns=vsymbols)
+    tables = {name: (table, source) for name, table in (others or {}).items()}
+    if volume is not None:  # given explicitly, it wins over a volume field of the table
+        tables["volume"] = _load_table(volume, engine=engine)
+    for name, (tdf, tsource) in tables.items():
+        ttimes, tsymbols, arr, _, _ = _wide_arrays(tdf, columns, time_unit, tsource, sort=sort)
+        # Other fields follow the close table; values of symbols without a close are not used.
+        fields[name] = (
+            pd.DataFrame(arr, index=ttimes, columns=tsymbols)
             .reindex(index=times, columns=symbols).to_numpy(dtype=float)
         )
     return _finish(fields, raw, bad_text, symbols, times, validate=validate, source=source)
+
+
+#: What joins the levels of MultiIndex column names that are no (field, symbol) pairs.
+LEVEL_SEPARATOR = ":"
+
+
+def _flat_columns(
+    df: pd.DataFrame, fields: tuple[str, ...] | None
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame] | None]:
+    """Flatten MultiIndex columns into readable names.
+
+    With two levels, one of which holds bar fields only (close, volume … by full name, as
+    ``df.pivot(columns="symbol", values=["close", "volume"])`` or yfinance write them), that
+    level gives the fields and the other the symbols, unless `fields` is None.  Columns with a
+    blank level (the ``("time", "")`` of ``reset_index``) are named by the other level.
+    Otherwise each name is its non-blank levels joined by :data:`LEVEL_SEPARATOR`
+    (``("NASDAQ", "AAPL")`` → ``"NASDAQ:AAPL"``).
+
+    Returns
+    -------
+    close : pandas.DataFrame
+        The plain columns and, under a field level, one close column per symbol; else every
+        column, flattened.
+    others : dict of str to pandas.DataFrame, or None
+        Under a field level, the other `fields` found, laid out like `close`; else None.
+    """
+    keys = [tuple(str(v) for v in k) for k in df.columns]
+    full = [i for i, k in enumerate(keys) if "" not in k]
+    plain = [i for i, k in enumerate(keys) if "" in k]
+    level = None
+    if fields is not None and df.columns.nlevels == 2 and full:
+        for lvl in (0, 1):
+            names = {keys[i][lvl].strip().lower() for i in full}
+            if names <= _BAR_NAMES | _VENDOR_EXTRAS and names & _CLOSE_NAMES:
+                level = lvl
+                break
+
+    def table(idx: list[int], names: list[Any]) -> pd.DataFrame:
+        out = df.iloc[:, idx].copy(deep=False)
+        out.columns = names
+        return out
+
+    if level is None:
+        return table(list(range(len(keys))),
+                     [LEVEL_SEPARATOR.join(v for v in k if v != "") for k in keys]), None
+    by_field: dict[str, list[int]] = {}
+    for i in full:
+        by_field.setdefault(keys[i][level], []).append(i)
+    found = _resolve_columns(by_field, None, fields)
+    tables = {f: table([*plain, *by_field[name]],
+                       [*("".join(keys[i]) for i in plain),
+                        *(df.columns[i][1 - level] for i in by_field[name])])
+              for f, name in found.items()}
+    return tables.pop("close"), tables
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,12 +803,13 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _read_file(path: Path, engine: str, keep: Any = None, *, name: str | None = None
-               ) -> pd.DataFrame:
+def _read_file(path: Path, engine: str, keep: Any = None, *, name: str | None = None,
+               symbol_column: Any = None) -> pd.DataFrame:
     """Read one file into pandas.
 
-    `keep(column_names)` may name the only columns needed.  Every error is a DataError naming
-    the file, as `name` (default: the path).
+    `keep(column_names)` may name the only columns needed, `symbol_column(column_names)` the
+    symbol column, read as text exactly as written.  Every error is a DataError naming the file, as
+    `name` (default: the path).
     """
     kind = _file_kind(path)
     if engine == "cudf":
@@ -700,7 +820,7 @@ def _read_file(path: Path, engine: str, keep: Any = None, *, name: str | None = 
     elif engine != "pyarrow":
         raise ValueError(f"engine must be 'pyarrow' or 'cudf', got {engine!r}")
     try:
-        return _read_table(path, kind, engine, keep)
+        return _read_table(path, kind, engine, keep, symbol_column)
     except DataError:
         raise
     except Exception as exc:  # pyarrow and cuDF raise their own error types; one line suffices
@@ -708,15 +828,25 @@ def _read_file(path: Path, engine: str, keep: Any = None, *, name: str | None = 
         raise DataError(f"cannot read {name or path}: {line}") from None
 
 
-def _read_table(path: Path, kind: str, engine: str, keep: Any) -> pd.DataFrame:
+def _read_table(path: Path, kind: str, engine: str, keep: Any, symbol_column: Any
+                ) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",")
+    symbol = None
+    if kind != "parquet" and symbol_column is not None:
+        # The header, to find the symbol column: only the first block of the file is parsed.
+        with pacsv.open_csv(str(path), parse_options=parse) as head:
+            symbol = symbol_column(head.schema.names)
     if engine == "cudf":
         import cudf
 
         if kind == "parquet":
             return cudf.read_parquet(str(path)).to_pandas()
-        return cudf.read_csv(str(path), sep="\t" if kind == "tsv" else ",").to_pandas()
+        return cudf.read_csv(str(path), sep=parse.delimiter,
+                             dtype=None if symbol is None else {symbol: "str"}).to_pandas()
     if kind == "parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(str(path))
@@ -729,12 +859,25 @@ def _read_table(path: Path, kind: str, engine: str, keep: Any) -> pd.DataFrame:
         table = pq.read_table(str(path), columns=wanted, read_dictionary=text or None,
                               use_pandas_metadata=True)
         return table.to_pandas()
-    import pyarrow.csv as pacsv
+    if symbol is None:
+        # Empty cells are missing values, also in columns that hold a stray word.
+        convert = pacsv.ConvertOptions(strings_can_be_null=True)
+        return pacsv.read_csv(str(path), parse_options=parse, convert_options=convert).to_pandas()
+    import pyarrow.compute as pc
 
-    parse = pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",")
-    # Empty cells are missing values, also in columns that hold a stray word.
-    convert = pacsv.ConvertOptions(strings_can_be_null=True)
-    return pacsv.read_csv(str(path), parse_options=parse, convert_options=convert).to_pandas()
+    # The symbol column is text as written (005930, 0700, 1.50 and TRUE are tickers, not
+    # numbers), dictionary-encoded like Parquet's, and keeps the null tokens: NA is National
+    # Bank of Canada.  Only an empty cell is a missing symbol (see _from_long).  Other text
+    # columns get the null tokens as missing values, as without a symbol column.
+    convert = pacsv.ConvertOptions(column_types={symbol: pa.dictionary(pa.int32(), pa.string())})
+    table = pacsv.read_csv(str(path), parse_options=parse, convert_options=convert)
+    nulls = pa.array(convert.null_values)
+    for i, f in enumerate(table.schema):
+        if f.name != symbol and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            col = table.column(i)
+            table = table.set_column(i, f, pc.if_else(pc.is_in(col, value_set=nulls),
+                                                      pa.scalar(None, f.type), col))
+    return table.to_pandas()
 
 
 def _columns_to_read(
@@ -748,7 +891,8 @@ def _columns_to_read(
     return list(dict.fromkeys([*(n for n in names[:1] if _is_index_name(n)), *fields]))
 
 
-def _load_table(obj: Any, *, engine: str, keep: Any = None) -> tuple[pd.DataFrame, str]:
+def _load_table(obj: Any, *, engine: str, keep: Any = None, symbol_column: Any = None
+                ) -> tuple[pd.DataFrame, str]:
     if isinstance(obj, pd.DataFrame):
         return obj, "the DataFrame"
     if is_cudf(obj):
@@ -756,17 +900,19 @@ def _load_table(obj: Any, *, engine: str, keep: Any = None) -> tuple[pd.DataFram
     path = Path(obj)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    return _read_file(path, engine, keep), str(path)
+    return _read_file(path, engine, keep, symbol_column=symbol_column), str(path)
 
 
 def _read_directory(
     path: Path, *, columns: Mapping[str, str] | None, sort: bool, validate: bool,
     time_unit: str | None, engine: str, fields: tuple[str, ...] = FIELDS,
 ) -> Universe:
-    files = sorted(p for p in path.iterdir()
-                   if p.is_file() and p.name.lower().endswith(_FILE_SUFFIXES))
+    entries = sorted(p for p in path.iterdir() if p.is_file())
+    files = [p for p in entries if p.name.lower().endswith(_FILE_SUFFIXES)]
+    ignored = [p.name for p in entries if not p.name.lower().endswith(_FILE_SUFFIXES)]
     if not files:
-        raise DataError(f"no .parquet or .csv files in directory {path}")
+        raise DataError(f"no .parquet or .csv files in directory {path}"
+                        f"{'; ignored ' + _short_list(ignored) if ignored else ''}")
     by_symbol: dict[str, Path] = {}
     for f in files:
         sym = _stem(f)
@@ -797,6 +943,17 @@ def _read_directory(
         shown = "; ".join(list(failed.values())[:3])
         raise DataError(f"none of the {len(failed)} files in {path} could be read: {shown}"
                         f"{'; …' if len(failed) > 3 else ''}")
+    # Times of different kinds have no order between them: which file is right is for the
+    # user to say.  Zone-aware times in different zones are one instant each; the union is
+    # in UTC.
+    kinds: dict[str, str] = {}
+    for sym, p in parts.items():
+        if len(p.index):
+            kinds.setdefault(_time_kind(p.index), by_symbol[sym].name)
+    if len(kinds) > 1:
+        (kind_a, file_a), (kind_b, file_b) = list(kinds.items())[:2]
+        raise DataError(f"{file_a} has {kind_a} but {file_b} has {kind_b} in {path}: all files "
+                        f"of a directory need the same kind of time")
     times = parts[next(iter(parts))].index
     for p in parts.values():
         times = times.union(p.index)
@@ -811,8 +968,17 @@ def _read_directory(
 
     arrays = {name: on_grid(name, np.nan) for name in FIELDS
               if any(getattr(p, name) is not None for p in parts.values())}
-    return _finish(arrays, None, None, list(parts), times, validate=validate, source=str(path),
-                   rejected=failed, present=on_grid("present", False))
+    universe = _finish(arrays, None, None, list(parts), times, validate=validate,
+                       source=str(path), rejected=failed, present=on_grid("present", False))
+    universe.ignored = ignored
+    return universe
+
+
+def _time_kind(index: pd.Index) -> str:
+    """The kind of a parsed time index, as a directory's files must agree on it."""
+    if not isinstance(index, pd.DatetimeIndex):
+        return "numeric times"
+    return "naive times (no time zone)" if index.tz is None else "time-zone-aware times"
 
 
 # --------------------------------------------------------------------------------------------
@@ -839,8 +1005,15 @@ def read_universe(
         * a ``.parquet`` / ``.csv`` file holding a long, wide or single-symbol table;
         * a directory of per-symbol files (``AAPL.parquet``, ``MSFT.csv`` …; the file stem is
           the symbol, each file one symbol's table: time, close and any of open, high, low,
-          volume; other columns are ignored);
-        * a data frame in any of those shapes (a cuDF frame is copied to the host);
+          volume; other columns are ignored; files of other types are listed in
+          :attr:`Universe.ignored`; all files' times must be of one kind: numbers, naive
+          datetimes, or zone-aware datetimes, which are put in UTC when their zones differ);
+        * a data frame in any of those shapes (a cuDF frame is copied to the host).  Its
+          column names are the symbols as strings (``1`` → ``"1"``).  MultiIndex columns
+          with a level of bar fields (``df.pivot(columns="symbol", values=["close",
+          "volume"])``, yfinance's ``("Close", "AAPL")``) are a wide table per field; other
+          MultiIndex names are their levels joined by :data:`LEVEL_SEPARATOR`
+          (``"NASDAQ:AAPL"``);
         * a Series of closes (its name is the symbol);
         * a Universe, returned unchanged.
     format : {"auto", "long", "wide"}
@@ -853,8 +1026,21 @@ def read_universe(
         splits and capital gains are ignored); else wide.  A close next to columns that are
         none of these is ambiguous: a DataError lists the accepted shapes (:data:`SHAPES`).
         The time is the column mapped or named as one, else pandas' default index column
-        (blank or ``Unnamed: 0`` header), else a meaningful index; a wide or single-symbol
-        table without any has numbered bars.
+        (blank or ``Unnamed: 0`` header), else a meaningful index.  In a wide table without
+        any of these, the first column is the time when it holds no numbers (dates), or
+        integers in order under a time-like name: one with a word (split at anything but ASCII
+        letters and digits, any case) that is ``t``, ``ts`` or ``epoch`` or contains ``time``
+        or ``date`` (``Time (UTC)``, ``open_time``).  Integers above 1e8 in order there under
+        another name look like epoch times: the read fails, asking for
+        ``columns={"time": NAME}``, unless the name is written like a ticker (no lower-case
+        letter, no space), which makes it a symbol.  A wide or single-symbol table without a
+        time has numbered bars.
+
+        In a long CSV the symbol column is read as text exactly as written (``005930``,
+        ``1.50``, ``TRUE``, ``NA`` are tickers); only an empty cell is a missing symbol.  A
+        wide table's column that holds no numbers (bool, datetime, timedelta, text) is no
+        price series: with `validate` it goes to :attr:`Universe.rejected`, named, with its
+        first value.
     columns : mapping, optional
         Actual column names for the canonical fields, e.g. ``{"symbol": "ticker",
         "time": "date", "close": "adj_close"}``.  Unmapped fields are found by common names,
@@ -886,15 +1072,17 @@ def read_universe(
     -------
     Universe
         With :attr:`Universe.present` set for long and single-symbol tables and directories,
-        None for wide tables.
+        None for wide tables; :attr:`Universe.ignored` set for directories.
 
     Raises
     ------
     DataError
         Duplicate (symbol, time) rows, time going backwards, missing columns, unparseable
-        times, an unreadable file, a table of no accepted shape.  The message names the file,
-        the symbol and the time.  In a directory only a failure of every file raises; a bad
-        file's symbol goes to :attr:`Universe.rejected` as ``"bad file: …"``.
+        times, an unnamed epoch time column, a directory mixing kinds of time (naming two
+        files), an unreadable, empty or truncated file, a table of no accepted shape.  The
+        message names the file, the symbol and the time.  In a directory only a failure of
+        every file raises; a bad file's symbol goes to :attr:`Universe.rejected` as
+        ``"bad file: …"``.
     FileNotFoundError
         `source` is a path that does not exist.
     """
@@ -929,15 +1117,19 @@ def read_universe(
         return _read_directory(Path(source), columns=columns, sort=sort, validate=validate,
                                time_unit=time_unit, engine=engine, fields=fields)
 
+    def symbol_column(names):
+        if format in ("wide", "single"):
+            return None
+        symbol_map = {k: v for k, v in (columns or {}).items() if k == "symbol"}
+        return _resolve_columns(names, symbol_map, ["symbol"], str(source)).get("symbol")
+
     def keep(names):
         # Long tables only: a wide table's columns are all symbols, one symbol's table is small.
-        if format in ("wide", "single") or "symbol" not in _resolve_columns(
-                names, {k: v for k, v in (columns or {}).items() if k == "symbol"},
-                ["symbol"]):
+        if symbol_column(names) is None:
             return None
         return _columns_to_read(names, columns, ["symbol", "time", *fields], str(source))
 
-    df, what = _load_table(source, engine=engine, keep=keep)
+    df, what = _load_table(source, engine=engine, keep=keep, symbol_column=symbol_column)
     if symbol is None:
         symbol = "close" if isinstance(source, pd.DataFrame) or is_cudf(source) else _stem(
             Path(source))
@@ -949,12 +1141,17 @@ def read_universe(
 def _from_table(df, what, *, format, columns, volume, sort, validate, time_unit, engine,
                 fields, symbol):
     """A Universe from one table; `format` may also be "single", named `symbol`."""
+    others = None
+    if isinstance(df.columns, pd.MultiIndex):
+        df, others = _flat_columns(df, fields if format in ("auto", "wide") else None)
+        if others is not None:
+            format = "wide"
     times, not_data = _time_axis(df, columns, what)
     if format == "auto":
         format = _detect_format(df, columns, not_data, what)
     if format == "wide":
         return _from_wide(df, volume, columns=columns, sort=sort, validate=validate,
-                          time_unit=time_unit, source=what, engine=engine)
+                          time_unit=time_unit, source=what, engine=engine, others=others)
     if volume is not None:
         raise ValueError(f"volume= is for wide tables; {what} is a "
                          f"{'long' if format == 'long' else 'single-symbol'} table, whose "

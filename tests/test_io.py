@@ -479,3 +479,122 @@ def test_present_is_normalised_and_follows_rejections():
     bad.loc[bad.symbol == "BBB", "close"] = -1.0
     ub = read_universe(bad)
     assert ub.symbols == ["AAA"] and list(ub.present.columns) == ["AAA"]
+
+
+# --------------------------------------------------------------------------------------------
+# symbols exactly as written, columns that hold no prices
+# --------------------------------------------------------------------------------------------
+# Each a real ticker or a name a CSV reader would turn into a number, a bool or a missing value.
+ODD_TICKERS = ["005930", "0700", "1.50", "1.5", "TRUE", "True", "NA", "N/A", "NULL", "nan",
+               "None", "-1.#IND", "#N/A"]
+
+
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv"), (None, ".parquet")])
+def test_tickers_are_read_exactly_as_written(tmp_path, sep, suffix):
+    n = len(ODD_TICKERS)
+    df = pd.DataFrame({"symbol": np.repeat(ODD_TICKERS, 2), "time": np.tile(T[:2], n),
+                       "close": np.arange(1.0, 2 * n + 1)})
+    path = tmp_path / f"u{suffix}"
+    df.to_parquet(path) if sep is None else df.to_csv(path, sep=sep, index=False)
+    u = read_universe(path)
+    assert u.symbols == ODD_TICKERS and u.rejected == {}
+    np.testing.assert_array_equal(u.close["0700"], [3.0, 4.0])
+    # As column names of a wide table, too.
+    wide = tmp_path / f"w{suffix}"
+    u.close.to_parquet(wide) if sep is None else u.close.to_csv(wide, sep=sep)
+    assert read_universe(wide).symbols == ODD_TICKERS
+
+
+def test_only_an_empty_cell_is_a_missing_symbol_and_other_columns_keep_their_nulls(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_text("symbol,time,close\nNA,2024-03-01,1.0\nNA,2024-03-02,NA\n"
+                    "X,2024-03-01,N/A\nX,2024-03-02,oops\n")
+    u = read_universe(path)
+    # NA's "NA" close is a hole in its history, X's first close is missing, not text.
+    assert u.symbols == ["NA"] and np.isnan(u.close["NA"].iloc[1])
+    assert u.rejected["X"].endswith("got 'oops' at bar 1 (2024-03-02 00:00:00)")
+    path.write_text("symbol,time,close\nNA,2024-03-01,1.0\n,2024-03-02,2.0\n")
+    with pytest.raises(DataError, match=r"missing symbol in .*u\.csv at row 1"):
+        read_universe(path)
+
+
+def test_integer_symbols_in_parquet_become_strings(tmp_path):
+    path = tmp_path / "u.parquet"
+    long_frame().assign(symbol=lambda d: d.symbol.map({"AAA": 5930, "BBB": 700})).to_parquet(path)
+    assert read_universe(path).symbols == ["5930", "700"]
+
+
+def test_wide_columns_that_hold_no_prices_are_rejected_by_name():
+    df = EXPECTED_CLOSE.assign(
+        when=T, gap=pd.to_timedelta(np.arange(6), "D"), flag=[True, False] * 3,
+        flag_obj=pd.Series([True, False, None] * 2, index=T, dtype=object),
+        label=pd.Categorical(["x", "y"] * 3), coded=pd.Categorical([1.5, 2.5] * 3))
+    u = read_universe(df)
+    # A category of numbers holds prices; nothing else here does.
+    assert u.symbols == ["AAA", "BBB", "coded"]
+    assert set(u.rejected) == {"when", "gap", "flag", "flag_obj", "label"}
+    assert "got Timestamp('2024-03-01 00:00:00')" in u.rejected["when"]
+    assert "got True" in u.rejected["flag_obj"]
+    assert read_universe(df, validate=False).close["when"].isna().all()
+
+
+# --------------------------------------------------------------------------------------------
+# directories: other files, kinds of time; empty and broken files given alone
+# --------------------------------------------------------------------------------------------
+def test_directory_lists_the_files_it_ignores(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    long_frame().query("symbol == 'AAA'").drop(columns="symbol").to_csv(d / "AAA.csv",
+                                                                        index=False)
+    for name in ("notes.txt", "meta.json", ".DS_Store"):
+        (d / name).write_text("x")
+    (d / "sub").mkdir()
+    u = read_universe(d)
+    assert u.symbols == ["AAA"]
+    assert u.ignored == [".DS_Store", "meta.json", "notes.txt"]
+    assert u.select(["AAA"]).ignored == u.ignored
+    assert "ignored [.DS_Store, meta.json, notes.txt]" in repr(u)
+    plain = read_universe(long_frame())
+    assert plain.ignored == [] and "ignored" not in repr(plain)
+    (d / "AAA.csv").unlink()
+    with pytest.raises(DataError, match=r"no \.parquet or \.csv files .*; ignored "
+                                        r"\[\.DS_Store, meta\.json, notes\.txt\]"):
+        read_universe(d)
+
+
+def test_directory_of_aware_and_naive_times_is_an_error_naming_both(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    aaa = long_frame().query("symbol == 'AAA'").drop(columns="symbol")
+    aaa.to_csv(d / "AAA.csv", index=False)
+    aaa.assign(time=T.tz_localize("UTC")).to_parquet(d / "BBB.parquet")
+    with pytest.raises(DataError, match=r"AAA\.csv has naive times .* but BBB\.parquet has "
+                                        r"time-zone-aware times"):
+        read_universe(d)
+    aaa.assign(time=np.arange(6)).to_csv(d / "AAA.csv", index=False)
+    with pytest.raises(DataError, match=r"AAA\.csv has numeric times but BBB\.parquet"):
+        read_universe(d)
+    # Different zones are one instant each: the union is in UTC.
+    new_york = T.tz_localize("America/New_York")
+    aaa.assign(time=new_york).to_csv(d / "AAA.csv", index=False)
+    u = read_universe(d)
+    assert str(u.index.tz) == "UTC"
+    assert list(u.index) == sorted(set(new_york) | set(T.tz_localize("UTC")))
+    np.testing.assert_array_equal(u.close["AAA"].dropna().index, new_york)
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("empty.parquet", b"", "Parquet file size is 0 bytes"),
+    ("half.parquet", None, "magic bytes not found"),
+    ("empty.csv", b"", "Empty CSV file"),
+    ("blank.csv", b"\n\n", "Empty CSV file"),
+])
+def test_empty_or_truncated_file_alone_names_the_file_and_the_problem(tmp_path, name, content,
+                                                                      problem):
+    path = tmp_path / name
+    if content is None:
+        long_frame().to_parquet(path)
+        content = path.read_bytes()[:-100]
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=rf"^cannot read .*{name}: .*{problem}"):
+        read_universe(path)

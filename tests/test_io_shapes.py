@@ -225,3 +225,73 @@ def test_symbol_and_volume_options_that_do_not_fit_the_shape(tmp_path):
         read_universe(tmp_path, symbol="X")
     with pytest.raises(ValueError, match="volume= is for wide tables.*single-symbol"):
         read_universe(ohlcv(), volume=wide_close())
+
+
+# --------------------------------------------------------------------------------------------
+# a wide table's time column under an unrecognised name
+# --------------------------------------------------------------------------------------------
+EPOCHS = DAYS.as_unit("s").asi8  # epoch seconds, about 1.7e9
+
+
+def epoch_wide(name: str) -> pd.DataFrame:
+    return wide_close().reset_index(drop=True).assign(**{name: EPOCHS})[[name, "AAA", "BBB"]]
+
+
+@pytest.mark.parametrize("name", ["t", "T", "TS", "Time (UTC)", "open_time", "Unixtime",
+                                  "trade_date", "epoch"])
+def test_wide_csv_epoch_column_under_a_time_like_name_is_the_time(tmp_path, name):
+    path = tmp_path / "w.csv"
+    epoch_wide(name).to_csv(path, index=False)
+    u = read_universe(path)
+    # Never a phantom symbol priced about 1.7e9.
+    assert u.symbols == ["AAA", "BBB"] and u.rejected == {}
+    np.testing.assert_array_equal(u.close.index, EPOCHS)
+    np.testing.assert_array_equal(read_universe(path, time_unit="s").close.index, DAYS)
+
+
+def test_wide_csv_epoch_column_under_another_name_asks_for_the_time(tmp_path):
+    path = tmp_path / "w.csv"
+    epoch_wide("x").to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"first column 'x' of .*w\.csv looks like epoch times"
+                                        r".*columns=\{'time': 'x'\}"):
+        read_universe(path)
+    assert read_universe(path, columns={"time": "x"}).symbols == ["AAA", "BBB"]
+    # Named like a ticker it is a symbol; small integers or no order are no epoch times.
+    epoch_wide("CCC").to_csv(path, index=False)
+    assert read_universe(path).symbols == ["CCC", "AAA", "BBB"]
+    for values in ([1, 2, 3, 4, 5], EPOCHS[::-1][[0, 2, 1, 3, 4]]):
+        epoch_wide("x").assign(x=values).to_csv(path, index=False)
+        assert read_universe(path).symbols == ["x", "AAA", "BBB"]
+
+
+# --------------------------------------------------------------------------------------------
+# column names that are no plain strings
+# --------------------------------------------------------------------------------------------
+def pivoted() -> pd.DataFrame:
+    """(field, symbol) MultiIndex columns, as df.pivot with several value columns gives."""
+    long = long_close().reset_index().assign(volume=lambda d: d.close * 100)
+    return long.pivot(index="time", columns="symbol", values=["close", "volume"])
+
+
+@pytest.mark.parametrize("frame", [
+    pivoted(),
+    pivoted().reset_index(),  # the time is a ("time", "") column
+    pivoted().swaplevel(axis=1),  # (symbol, field), as yfinance's group_by="ticker"
+    pivoted().rename(columns={"close": "Close", "volume": "Volume"}),  # yfinance's fields
+])
+def test_multiindex_columns_with_a_field_level_are_a_wide_table_per_field(frame):
+    u = read_universe(frame)
+    assert u.symbols == ["AAA", "BBB"] and u.rejected == {}
+    np.testing.assert_array_equal(u.close.index, DAYS)
+    np.testing.assert_array_equal(u.close.to_numpy(), wide_close().to_numpy())
+    np.testing.assert_array_equal(u.volume.to_numpy(), wide_close().to_numpy() * 100)
+    assert read_universe(frame, fields=["close"]).volume is None
+
+
+def test_other_multiindex_and_integer_column_names_become_readable_strings():
+    df = wide_close()
+    df.columns = pd.MultiIndex.from_tuples([("NASDAQ", "AAA"), ("NYSE", 1)])
+    assert read_universe(df).symbols == ["NASDAQ:AAA", "NYSE:1"]
+    assert read_universe(wide_close().set_axis([1, 2], axis=1)).symbols == ["1", "2"]
+    long = long_close().assign(symbol=lambda d: d.symbol.map({"AAA": 7, "BBB": 8}))
+    assert read_universe(long).symbols == ["7", "8"]
