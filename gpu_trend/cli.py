@@ -212,7 +212,7 @@ def _cli_syntax(text: str) -> str:
     """Messages say ``nan_policy='ffill'`` to Python users; here that is ``--nan-policy ffill``."""
     text = re.sub(r"\b(" + "|".join(_OPTION_OF) + r")=(['\"]?)([\w.-]+)\2",
                   lambda m: f"{_OPTION_OF[m.group(1)]} {m.group(3)}", text)
-    text = re.sub(r"columns=\{'(\w+)': (\w+)\}", r"--columns \1=\2", text)
+    text = re.sub(r"columns=\{'(\w+)': '?([^'}]+?)'?\}", r"--columns \1=\2", text)
     # Bare names too ("raise memory_limit"), where they cannot be a plain word.
     bare = [k for k in _OPTION_OF if "_" in k]
     return re.sub(r"\b(" + "|".join(bare) + r")\b", lambda m: _OPTION_OF[m.group(1)], text)

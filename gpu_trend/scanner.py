@@ -89,6 +89,8 @@ class ScanResult:
         The Average_Signal levels a symbol had to reach to be in the long / short view.
     warnings : list of str
         Warnings the engine raised (e.g. a large lambda), once each.
+    ignored : list of str
+        Files of a data directory that are not tables (``Universe.ignored``).
     """
 
     table: pd.DataFrame
@@ -102,6 +104,7 @@ class ScanResult:
     long_threshold: float
     short_threshold: float
     warnings: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def long(self) -> pd.DataFrame:
@@ -178,6 +181,9 @@ class ScanResult:
             lines.append("")
             lines.append("Skipped: " + ", ".join(f"{k} {v}" for k, v in
                                                  self.skip_counts().items()))
+        if self.ignored:
+            shown = ", ".join(self.ignored[:5]) + (", …" if len(self.ignored) > 5 else "")
+            lines.append(f"Ignored {len(self.ignored)} file(s) that are not tables: {shown}")
         return "\n".join(lines)
 
     def skip_counts(self) -> dict[str, int]:
@@ -587,6 +593,7 @@ def scan(
         long_threshold=lo,
         short_threshold=hi,
         warnings=_warn_once(caught),
+        ignored=list(uni.ignored),
     )
 
 

@@ -333,3 +333,11 @@ def test_first_run_says_it_is_compiling(capsys):
     warm.cached = True
     _wait_for_kernels(warm)
     assert capsys.readouterr().err == ""
+
+
+def test_epoch_time_hint_in_option_syntax(tmp_path):
+    path = tmp_path / "wide.csv"
+    pd.DataFrame({"x": 1_700_000_000 + 3600 * np.arange(100),
+                  "AAA": trend(True, 1, 100)}).to_csv(path, index=False)
+    err = assert_one_line_error(run("scan", str(path), "--backend", "cpu"), 1, "--columns time=x")
+    assert "columns={" not in err

@@ -327,3 +327,15 @@ def test_engine_warnings_are_passed_on_once(universe):
     atc = [w for w in record if issubclass(w.category, gpu_trend.ATCWarning)]
     assert len(atc) == 1
     assert len(res.warnings) == 1 and "la=1.0" in res.warnings[0]
+
+
+def test_files_that_are_not_tables_are_listed(tmp_path, frames):
+    close, _ = frames
+    for sym in ("U0", "D0"):
+        close[[sym]].rename(columns={sym: "close"}).to_csv(tmp_path / f"{sym}.csv")
+    (tmp_path / "notes.txt").write_text("not prices")
+    (tmp_path / "meta.json").write_text("{}")
+    res = scan(tmp_path, backend="cpu", progress=False, min_signal=0.0)
+    assert sorted(res.all.index) == ["D0", "U0"]
+    assert res.ignored == ["meta.json", "notes.txt"]
+    assert "Ignored 2 file(s) that are not tables: meta.json, notes.txt" in res.summary()
