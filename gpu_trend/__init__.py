@@ -14,7 +14,7 @@ from . import demo, io
 from .io import DataError, Universe, read_universe
 from .plotting import plot
 from .scanner import ScanResult, scan
-from .live import update_atc
+from .live import iter_time_slices, update_atc
 from .state import ATCState
 
 __all__ = [
@@ -22,5 +22,5 @@ __all__ = [
     "BackendUnavailableError", "compute_atc", "gpu_available", "member_names",
     "resolve_backend", "use_backend", "iter_atc", "set_memory_limit", "MemoryBudgetError",
     "demo", "io", "DataError", "Universe", "read_universe", "plot", "ScanResult", "scan",
-    "update_atc", "ATCState",
+    "update_atc", "iter_time_slices", "ATCState",
 ]

@@ -1,5 +1,5 @@
 """Live updates: new bars appended to a saved state, computed exactly, at a cost that does not
-depend on the length of the history.
+depend on the length of the history; and long histories computed in slices of time.
 
 :func:`update_atc` puts each updated symbol's last W bars (from its
 :class:`~gpu_trend.state.ATCState`) in front of its new bars and runs the
@@ -23,7 +23,7 @@ from .engine import ATCInputError, Bars, StateWork, Workload, _flag, prepare_bar
 from .io import Universe, read_universe
 from .state import ATCState, check_config
 
-__all__ = ["update_atc"]
+__all__ = ["update_atc", "iter_time_slices"]
 
 
 def update_atc(state: ATCState, close, *, source=None, backend="auto", members=False,
@@ -284,3 +284,65 @@ def _next_state(state, names, idx, live, bars_after, since, new, take) -> ATCSta
                     merged(state.source_window, live.source_window),
                     merged(state.member, live.member), merged(state.layer2, live.layer2),
                     merged(state.final, live.final), merged(state.since, since, np), clock)
+
+
+def iter_time_slices(close, config=None, *, bars: int, source=None, backend="auto",
+                     members=False, symbols=None, memory_limit=None, calendar="own"):
+    """ATC over a long history in consecutive slices of time, each continuing the last's state.
+
+    For histories too long to hold at once (years of 1-minute bars): only one slice's
+    outputs and working arrays exist at a time. Every symbol's values over the slices equal
+    one :func:`gpu_trend.compute_atc` call on the whole input, bit for bit: which cells are
+    bars is decided on the whole input first (as ``compute_atc`` would), then cut.
+
+    Parameters
+    ----------
+    close : array (symbols × bars), wide DataFrame or Universe
+    config, source, backend, members, symbols, memory_limit, calendar
+        As for :func:`gpu_trend.compute_atc` (``source`` of the same form as `close`).
+    bars : int
+        Rows of the input's time axis per slice.
+
+    Yields
+    ------
+    ATCResult
+        The symbols' outputs on the slice's bars, with ``.state`` after them.
+    """
+    from .engine import as_config, compute_atc
+
+    cfg = as_config(config)
+    if isinstance(bars, bool) or not isinstance(bars, (int, np.integer)) or bars < 1:
+        raise ValueError(f"bars must be a whole number >= 1, got {bars!r}")
+    grid = _with_bars(close, cfg, symbols, calendar)
+    src = None if source is None else _with_bars(source, cfg, symbols, "union").close
+    state = None
+    for a in range(0, max(grid.n_bars, 1), int(bars)):
+        rows = slice(a, a + int(bars))
+        part = Universe(close=grid.close.iloc[rows], present=grid.present.iloc[rows])
+        part_src = None if src is None else src.iloc[rows]
+        if state is None:
+            res = compute_atc(part, cfg, source=part_src, backend=backend, members=members,
+                              memory_limit=memory_limit, return_state=True)
+        else:
+            res = update_atc(state, part, source=part_src, backend=backend, members=members,
+                             memory_limit=memory_limit)
+        state = res.state
+        yield res
+
+
+def _with_bars(close, cfg, symbols, calendar) -> Universe:
+    """`close` as a Universe whose ``present`` marks the bars a whole-history call would use."""
+    bars = prepare_bars(close, cfg, None, symbols, calendar)
+    values = to_host(bars.close)
+    if bars.positions is None:
+        mask = np.ones(values.shape, dtype=bool)
+        grid = values
+    else:  # unpack: the packed bars back onto the input's time rows
+        grid = np.full((values.shape[0], len(bars.index)), np.nan)
+        mask = np.zeros(grid.shape, dtype=bool)
+        r, c = np.nonzero(bars.positions >= 0)
+        grid[r, bars.positions[r, c]] = values[r, c]
+        mask[r, bars.positions[r, c]] = True
+    frame = pd.DataFrame(grid.T, index=bars.index, columns=bars.names)
+    return Universe(close=frame, present=pd.DataFrame(mask.T, index=bars.index,
+                                                      columns=bars.names))

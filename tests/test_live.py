@@ -214,3 +214,24 @@ def test_simulated_gpu_updates_equal_the_cpu(monkeypatch):
     pieces = run_in_pieces(close, cfg, [12, 13, 20], backend="gpu")
     assert all(p.backend == "gpu" for p in pieces)
     assert_pieces_equal_whole(whole, pieces)
+
+
+@pytest.mark.parametrize("policy", ["pine", "ffill", "skip"])
+def test_time_slices_equal_one_call(policy):
+    rng = np.random.default_rng(8)
+    close = 40 * np.exp(np.cumsum(rng.normal(0, 0.02, (4, 260)), axis=1))
+    close[0, [49, 50, 99, 180]] = np.nan   # holes at and after slice ends
+    close[1, :70] = np.nan                 # listed in the second slice
+    close[2, 200:] = np.nan                # data ends in the fourth slice
+    cfg = ATCConfig(nan_policy=policy, cutout=3)
+    whole = gpu_trend.compute_atc(close, cfg, members=True, return_state=True)
+    pieces = list(gpu_trend.iter_time_slices(close, cfg, bars=50, members=True))
+    assert len(pieces) == 6
+    assert_pieces_equal_whole(whole, pieces)
+
+
+def test_time_slices_of_a_universe_on_own_calendars():
+    uni = gpu_trend.read_universe(long_table())
+    whole = gpu_trend.compute_atc(uni, members=True, return_state=True)
+    assert_pieces_equal_whole(whole, list(gpu_trend.iter_time_slices(uni, bars=77,
+                                                                     members=True)))
