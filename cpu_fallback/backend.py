@@ -16,12 +16,20 @@ once; the GPU sums each member's window in its own thread, adding the same
 terms in the same order, so both give the same bits.
 """
 
+import contextlib
+import ctypes
+import importlib.metadata
+import os
+import sys
+import threading
+
 import numba
 import numpy as np
 
 from gpu_trend import outputs
 from gpu_trend.cores import DEMA, EMA, N_FAMILIES, N_MEMBERS, N_SIGNALS, build_cores
 from gpu_trend.memory import F8, Footprint
+from gpu_trend.state import NO_RESUME, NO_T_FROM, STATE_BYTES, BlockState, state_rows
 
 MEMORY = "host"
 
@@ -29,6 +37,87 @@ MEMORY = "host"
 #: member equities (floats), nine member signals (int8). With members, the latter rows are
 #: the outputs themselves.
 SCRATCH_BYTES_PER_BAR = (1 + N_MEMBERS) * F8 + N_MEMBERS
+
+
+# ----------------------------------------------------------------------------
+# the threading layer
+# ----------------------------------------------------------------------------
+# Numba's default layer on Linux without TBB is GNU OpenMP, which kills a fork()ed child (so a
+# fork-started multiprocessing.Pool hangs) and costs milliseconds per parallel call on a busy
+# machine (its fork-join waits for every thread). Numba's "forksafe" choice takes TBB
+# (fork-safe, thread-safe, no per-call barrier), else OpenMP where it is fork-safe (macOS,
+# Windows), else workqueue, which is fork-safe but aborts the process when two threads enter
+# it at once: those calls are serialised (_parallel_guard).
+
+
+def _preload_pip_tbb() -> None:
+    """Load the ``tbb`` wheel's ``libtbb.so.12`` by its path, when the wheel is installed.
+
+    pip puts it in ``<prefix>/lib``, where the dynamic loader looks only if the
+    interpreter's RUNPATH says so (conda, pyenv), not in a virtualenv (numba
+    issue 6108). Once it is loaded, Numba's ``dlopen("libtbb.so.12")`` gets it
+    by its soname, ahead of an older system copy.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        files = importlib.metadata.files("tbb") or ()
+    except importlib.metadata.PackageNotFoundError:
+        return
+    for f in files:
+        if f.name == "libtbb.so.12":
+            with contextlib.suppress(OSError):
+                ctypes.CDLL(str(f.locate()), mode=ctypes.RTLD_GLOBAL)
+            return
+
+
+def _pin_threading_layer() -> None:
+    """Choose Numba's ``"forksafe"`` threading layer unless the user chose one.
+
+    A choice is the ``NUMBA_THREADING_LAYER`` / ``NUMBA_THREADING_LAYER_PRIORITY``
+    variables or ``numba.config``'s settings changed from their defaults; once
+    a layer runs it cannot change. The layer is launched at once from the main
+    thread: TBB re-initialises in a fork()ed child only when the fork comes
+    from the thread that launched it.
+    """
+    try:
+        numba.threading_layer()
+        return  # already launched
+    except ValueError:
+        pass
+    _preload_pip_tbb()
+    chosen = (os.environ.get("NUMBA_THREADING_LAYER") or
+              os.environ.get("NUMBA_THREADING_LAYER_PRIORITY") or
+              numba.config.THREADING_LAYER != "default" or
+              list(numba.config.THREADING_LAYER_PRIORITY) != ["tbb", "omp", "workqueue"])
+    if not chosen:
+        numba.config.THREADING_LAYER = "forksafe"
+    if threading.current_thread() is threading.main_thread():
+        numba.get_num_threads()  # launches the layer
+
+
+_pin_threading_layer()
+_workqueue_lock = threading.Lock()
+
+
+def _new_workqueue_lock() -> None:
+    # A child forked while another thread held the lock would otherwise wait for it forever.
+    global _workqueue_lock
+    _workqueue_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_workqueue_lock)
+
+
+def _parallel_guard():
+    """A lock if the active layer is workqueue (not thread-safe), else a no-op context."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # not launched yet (first call from a thread other than the main one)
+        numba.get_num_threads()
+        layer = numba.threading_layer()
+    return _workqueue_lock if layer == "workqueue" else contextlib.nullcontext()
 
 
 @numba.njit(cache=True)
@@ -40,51 +129,62 @@ cores = build_cores(numba.njit(cache=True), _mul)
 
 
 @numba.njit(cache=True)
-def _family_cpu(src, close, r, start, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
-                xout, sout):
+def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
+                xout, sout, mst, lst, resume, keep):
     """One symbol × one family: the shared window pass, nine members, Layer 2."""
     pre = fam != EMA and fam != DEMA
     if pre:
-        cores.window_rows(src, start, close.shape[0], fam, lens, ma, wbuf)
+        cores.window_rows(src, start, t_from, close.shape[0], fam, lens, ma, wbuf)
     for i in range(N_MEMBERS):
-        cores.member_core(src, close, r, start, fam, lens[i], cutout, d, tie, ma[i], pre, want,
-                          q[i], e[i])
-    cores.layer2_core(q, e, r, start, cutout, w, d, xout, sout)
+        cores.member_core(src, close, r, start, t_from, fam, lens[i], cutout, d, tie, ma[i], pre,
+                          want, q[i], e[i], mst[i], resume, keep)
+    cores.layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, lst, resume, keep)
 
 
 @numba.njit(parallel=True, cache=True)
-def run_cpu(src, close, starts, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig, meq):
+def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
+            meq, mst, lst, fst, resume, keep):
     """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
-    ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Every output element
-    is written (NaN / False before a symbol's listing), so outputs may be
-    allocated uninitialised.
+    ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
+    ``t_from[s]`` (0, or past a resumed history's window; ``t_from`` may be
+    empty: all 0); every output element from there on is written (NaN / False before a symbol's listing), so
+    outputs may be allocated uninitialised. ``mst`` (S, 54, 11), ``lst``
+    (S, 6, 3) and ``fst`` (S, 3) are the state rows (:mod:`gpu_trend.state`),
+    read where ``resume[s]`` (``resume`` may be empty: no symbol resumes) and
+    written back with ``keep``.
     """
     n_sym, n_bars = close.shape
     lens = p.lengths
     maxlen = lens.max()
     for s in numba.prange(n_sym):
+        k = s
+        res = resume[s] if resume.shape[0] == n_sym else False
+        tf = t_from[s] if t_from.shape[0] == n_sym else 0
         r = np.empty(n_bars)
         wbuf = np.empty((2, maxlen))
-        cores.returns_row(close[s], p.growth, starts[s], r)
+        cores.returns_row(close[s], p.growth, starts[s], tf, r)
         if want:
             for f in range(N_FAMILIES):
                 lo = N_MEMBERS * f
                 hi = lo + N_MEMBERS
-                _family_cpu(src[s], close[s], r, starts[s], f, lens[f], p.weights[f], p.cutout,
-                            p.decay, p.tie_rtol, mma[s, lo:hi], msig[s, lo:hi], meq[s, lo:hi],
-                            wbuf, True, xs[s, f], ss[s, f])
+                _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
+                            p.cutout, p.decay, p.tie_rtol, mma[s, lo:hi], msig[s, lo:hi],
+                            meq[s, lo:hi], wbuf, True, xs[s, f], ss[s, f], mst[k, lo:hi],
+                            lst[k, f], res, keep)
         else:
             # Each member's window values come in on its `ma` row and its Layer-1 equities
             # go out on the same row: member_core reads bar t before it writes bar t.
             ma = np.empty((N_MEMBERS, n_bars))
             q = np.empty((N_MEMBERS, n_bars), dtype=np.int8)
             for f in range(N_FAMILIES):
-                _family_cpu(src[s], close[s], r, starts[s], f, lens[f], p.weights[f], p.cutout,
-                            p.decay, p.tie_rtol, ma, q, ma, wbuf, False, xs[s, f], ss[s, f])
-        cores.final_core(xs[s], ss[s], starts[s], p.cutout, p.long_threshold,
+                lo = N_MEMBERS * f
+                _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
+                            p.cutout, p.decay, p.tie_rtol, ma, q, ma, wbuf, False, xs[s, f],
+                            ss[s, f], mst[k, lo:lo + N_MEMBERS], lst[k, f], res, keep)
+        cores.final_core(xs[s], ss[s], starts[s], tf, p.cutout, p.long_threshold,
                          p.short_threshold, p.direction_source, p.strategy_view,
-                         avg[s], dirn[s], longs[s], shorts[s])
+                         avg[s], dirn[s], longs[s], shorts[s], fst[k], res, keep)
 
 
 def in_disk_cache() -> bool:
@@ -100,20 +200,22 @@ def in_disk_cache() -> bool:
 
 
 def scratch_footprint(n_bars, *, members, separate_source, max_len, n_threads) -> Footprint:
-    """Working bytes this backend adds to a block: each thread's scratch, a fixed cost.
+    """Working bytes this backend adds to a block: each thread's scratch (a fixed cost) and
+    each symbol's state rows.
 
     Numba's runtime allocates it through Python's raw allocator, so
     tracemalloc sees it (tests check the count against it).
     """
     per_thread = SCRATCH_BYTES_PER_BAR * n_bars + 2 * max_len * F8
-    return Footprint(per_symbol=0, fixed=n_threads * per_thread)
+    return Footprint(per_symbol=STATE_BYTES, fixed=n_threads * per_thread)
 
 
 def release_memory() -> None:
     """Nothing to release: NumPy and Numba hand freed memory straight back."""
 
 
-def run_block(close, source, starts, params, members, out=None, *, on_launched=None):
+def run_block(close, source, starts, params, members, out=None, *, state=None,
+              on_launched=None):
     """Run one block of symbols.
 
     Parameters
@@ -128,6 +230,9 @@ def run_block(close, source, starts, params, members, out=None, *, on_launched=N
         C-contiguous host destinations shaped like
         :func:`gpu_trend.outputs.allocate`'s (e.g. row slices of the
         universe's outputs); allocated when None.
+    state : gpu_trend.state.BlockState, optional
+        Where the bars start (``t_from``), which symbols resume from their
+        state rows, and whether to write the rows back (:mod:`gpu_trend.state`).
     on_launched : callable, optional
         Called once the block is computed (the GPU calls it while its
         kernels run).
@@ -144,9 +249,14 @@ def run_block(close, source, starts, params, members, out=None, *, on_launched=N
         mm, mg, me = out["member_ma"], out["member_signal"], out["member_equity"]
     else:
         mm = mg = me = np.empty((1, N_SIGNALS, 0))
-    run_cpu(source, close, starts, params, out["family_signals"], out["family_equities"],
-            out["average_signal"], out["direction"], out["long_events"], out["short_events"],
-            members, mm, mg, me)
+    # Without a state the rows are scratch the cores may write to (S × 4.9 KB).
+    st = state if state is not None else BlockState(NO_T_FROM, NO_RESUME, *state_rows(np, n_sym),
+                                                    False)
+    with _parallel_guard():
+        run_cpu(source, close, starts, st.t_from, params, out["family_signals"],
+                out["family_equities"], out["average_signal"], out["direction"], out["long_events"],
+                out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
+                st.resume, st.keep)
     if on_launched is not None:
         on_launched()
     return out

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import numbers
 import os
 import re
@@ -148,7 +149,11 @@ def _parse(value):
                     raise ValueError(f"memory limit percentage must be in (0, 100], got {value!r}")
                 return "fraction", number / 100.0
             if unit in _UNITS:
-                size = int(number * _UNITS[unit])
+                size = number * _UNITS[unit]
+                if not math.isfinite(size):  # "1e400GB": int() would raise OverflowError
+                    raise ValueError(f"memory limit {value!r} is too large to be a size; give "
+                                     f"bytes or a string like '4GiB', '512MB' or '50%'")
+                size = int(size)
                 if size <= 0:
                     raise ValueError(f"memory limit must be positive, got {value!r}")
                 return "bytes", size
@@ -438,9 +443,19 @@ def plan_chunks(n_symbols: int, budget: int, compute: Footprint, validate: Footp
 
     Raises
     ------
+    TypeError
+        If ``chunk_symbols`` is not an int (``1.5`` is not silently truncated).
+    ValueError
+        If ``chunk_symbols`` is below 1.
     MemoryBudgetError
         If not even one symbol fits; the message says how many bytes one needs.
     """
+    if chunk_symbols is not None:
+        if isinstance(chunk_symbols, bool) or not isinstance(chunk_symbols, numbers.Integral):
+            raise TypeError(f"chunk_symbols must be an int (symbols per chunk) or None, got "
+                            f"{chunk_symbols!r}")
+        if chunk_symbols < 1:
+            raise ValueError(f"chunk_symbols must be >= 1, got {chunk_symbols!r}")
     fits = compute.symbols_within(budget)
     fits_v = validate.symbols_within(budget)
     if n_symbols and min(fits, fits_v) < 1:
@@ -452,8 +467,6 @@ def plan_chunks(n_symbols: int, budget: int, compute: Footprint, validate: Footp
             f"symbol); raise memory_limit", needed=needed, budget=budget)
     if chunk_symbols is not None:
         size = int(chunk_symbols)
-        if size < 1:
-            raise ValueError(f"chunk_symbols must be >= 1, got {chunk_symbols!r}")
     else:
         size = max_chunk if max_chunk is not None else max(n_symbols, 1)
     size = max(1, min(size, fits, max(n_symbols, 1)))
