@@ -199,7 +199,7 @@ def in_disk_cache() -> bool:
         return True
 
 
-def scratch_footprint(n_bars, *, members, separate_source, max_len, n_threads) -> Footprint:
+def scratch_footprint(n_bars, *, members, separate_source, max_len) -> Footprint:
     """Working bytes this backend adds to a block: each thread's scratch (a fixed cost) and
     each symbol's state rows.
 
@@ -207,7 +207,7 @@ def scratch_footprint(n_bars, *, members, separate_source, max_len, n_threads) -
     tracemalloc sees it (tests check the count against it).
     """
     per_thread = SCRATCH_BYTES_PER_BAR * n_bars + 2 * max_len * F8
-    return Footprint(per_symbol=STATE_BYTES, fixed=n_threads * per_thread)
+    return Footprint(per_symbol=STATE_BYTES, fixed=numba.get_num_threads() * per_thread)
 
 
 def release_memory() -> None:

@@ -549,14 +549,12 @@ class Workload:
 
     def _footprints(self, streaming: bool) -> tuple:
         """(compute, validate) Footprints of one block / one validation slice."""
-        import numba
-
         n_sym, n_bars = self.shape
         separate = self.source is not self.close
         fixed = self.copied if self._physical(self.input_on) == self.budget_on else 0
         scratch = self.backend.scratch_footprint(
             n_bars, members=self.members, separate_source=separate,
-            max_len=int(self.cfg.member_lengths().max()), n_threads=int(numba.get_num_threads()))
+            max_len=int(self.cfg.member_lengths().max()))
         compute = memory.compute_footprint(
             n_bars, scratch=scratch, members=self.members, n_symbols=n_sym,
             separate_source=separate,

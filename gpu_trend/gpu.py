@@ -147,7 +147,7 @@ def release_memory() -> None:
     cupy.get_default_memory_pool().free_all_blocks()
 
 
-def scratch_footprint(n_bars, *, members, separate_source, max_len, n_threads) -> Footprint:
+def scratch_footprint(n_bars, *, members, separate_source, max_len) -> Footprint:
     """Device bytes :func:`run_block` allocates per symbol besides the symbol-major outputs.
 
     Time-major copies of the inputs, the returns and every output in the
