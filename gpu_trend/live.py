@@ -89,7 +89,9 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
 
     work = Workload(Bars(ext, ext_src, names, new.index, positions, ext.nbytes), cfg, backend,
                     members, on_device)
-    plan = work.plan(memory_limit, streaming=False)
+    # A few bars a symbol: one block for every symbol, if the budget allows (the CPU's
+    # default cap on a block is sized for whole histories).
+    plan = work.plan(memory_limit, streaming=False, chunk_symbols=max(len(names), 1))
     starts = work.check(plan)
     bars_before = np.where(listed, np.asarray(state.bars)[np.maximum(idx, 0)], 0)
     starts = np.where(listed, t_from - bars_before, starts).astype(np.int64)

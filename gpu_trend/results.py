@@ -127,7 +127,8 @@ class ATCResult:
         """
         since = [_bars_since(self.long_events), _bars_since(self.short_events)]
         if self.since_before is not None:
-            own = np.array([len(self.times(i)) for i in range(self.n_symbols)])
+            own = (self.n_bars if self.positions is None
+                   else (self.positions >= 0).sum(axis=1))
             for k in range(2):
                 since[k] = np.where(np.isnan(since[k]), self.since_before[:, k] + own, since[k])
         return tuple(since)
