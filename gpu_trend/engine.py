@@ -33,7 +33,7 @@ from . import calendars, checks, memory, outputs
 from .arrays import is_cudf, is_cupy, namespace, to_device, to_host
 from .backend import BackendUnavailableError, resolve_backend
 from .config import FAMILIES, ATCConfig
-from .io import Universe
+from .io import Universe, _flat_columns
 from .results import ATCResult
 
 GROWTH_WARN = 1.25
@@ -85,6 +85,9 @@ def _normalise(data, name):
     elif isinstance(data, (pd.DataFrame, pd.Series)):
         frame = data.to_frame(name=data.name if data.name is not None else "0") \
             if isinstance(data, pd.Series) else data
+        if isinstance(frame.columns, pd.MultiIndex):
+            # The reader's rule: a level of bar fields gives the closes, else joined names.
+            frame = _flat_columns(frame, ("close",))[0]
         _check_numeric_columns(frame, name)
         _check_time_index(frame.index, name)
         names, index = list(frame.columns), frame.index

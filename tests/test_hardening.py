@@ -134,3 +134,18 @@ def test_a_huge_lambda_warns_and_computes_instead_of_crashing():
                                                       r"meaningless"):
             res = gpu_trend.compute_atc(close, ATCConfig(la=480), **CPU)
     assert res.average_signal.shape == (2, 1500)
+
+
+def test_multiindex_columns_give_readable_symbols():
+    close = frame()
+    long = close.stack().rename("close").reset_index()
+    long.columns = ["time", "symbol", "close"]
+    long["volume"] = 1.0
+    wide = long.pivot(index="time", columns="symbol", values=["close", "volume"])
+    res = gpu_trend.compute_atc(wide, **CPU)
+    assert res.symbols == ["A", "B", "C"]
+    np.testing.assert_array_equal(res.average_signal,
+                                  gpu_trend.compute_atc(close, **CPU).average_signal)
+    venues = close.copy()
+    venues.columns = pd.MultiIndex.from_tuples([("NASDAQ", "A"), ("NYSE", "B"), ("NYSE", "C")])
+    assert gpu_trend.compute_atc(venues, **CPU).symbols == ["NASDAQ:A", "NYSE:B", "NYSE:C"]
