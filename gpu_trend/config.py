@@ -109,7 +109,7 @@ def _bounded_int(name: str, value, low: int, high: int) -> int:
     return int(value)
 
 
-def _flag(name: str, value) -> bool:
+def as_flag(name: str, value) -> bool:
     """A Python bool from a bool or NumPy bool; anything else is an error.
 
     ``bool("no")`` is True, so truthiness would turn a typo or a text value read from a file
@@ -250,7 +250,7 @@ class ATCConfig:
                 f"ATCConfig.long_threshold ({self.long_threshold!r}) must be >= "
                 f"short_threshold ({self.short_threshold!r})")
         self._set("cutout", _bounded_int("ATCConfig.cutout", self.cutout, 0, MAX_CUTOUT))
-        self._set("strategy_view", _flag("ATCConfig.strategy_view", self.strategy_view))
+        self._set("strategy_view", as_flag("ATCConfig.strategy_view", self.strategy_view))
 
     def _validate_choices(self):
         """robustness, nan_policy and direction_source: one of their listed strings."""

@@ -32,7 +32,7 @@ import pandas as pd
 from . import calendars, checks, memory, outputs
 from .arrays import is_cudf, is_cupy, namespace, to_device, to_host
 from .backend import BackendUnavailableError, resolve_backend
-from .config import FAMILIES, ATCConfig
+from .config import FAMILIES, ATCConfig, as_flag
 from .io import Universe, _flat_columns
 from .results import ATCResult
 
@@ -193,13 +193,6 @@ def _check_time_index(index: pd.Index, name: str) -> None:
     row = int(np.flatnonzero(np.diff(codes) < 0)[0]) + 1
     raise ATCInputError(f"{name}: the time index is not increasing: {index[row]} (row {row}) "
                         f"comes after {index[row - 1]}; sort it first (df.sort_index())")
-
-
-def _flag(value, name: str) -> bool:
-    """A yes/no argument: only a bool, never a truthy string such as "no"."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _warn_if_transposed(shape, cfg: ATCConfig) -> None:
@@ -490,7 +483,7 @@ class Workload:
 
     def __init__(self, bars: Bars, cfg: ATCConfig, backend, members, on_device=None):
         self.cfg = cfg
-        self.members = _flag(members, "members")
+        self.members = as_flag("members", members)
         self.close, self.source, self.names, self.index = bars.close, bars.source, bars.names, \
             bars.index
         self.positions, self.copied = bars.positions, bars.copied
@@ -503,7 +496,7 @@ class Workload:
         if on_device is None:
             self.output_on = self.input_on
         else:
-            self.output_on = "device" if _flag(on_device, "on_device") else "host"
+            self.output_on = "device" if as_flag("on_device", on_device) else "host"
         self.budget_on = "device" if self.engine == "gpu" and not self.simulated else "host"
         if self._physical(self.output_on) == "device" and not is_cupy(self.close):
             from .backend import gpu_status
@@ -764,7 +757,7 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
     n_sym, n_bars = work.shape
     out = outputs.allocate(work.output_module(), n_sym, n_bars, work.members)
     state = None
-    if _flag(return_state, "return_state"):
+    if as_flag("return_state", return_state):
         state = StateWork(work.state_module(), n_sym, work.cfg.state_window,
                           work.source is not work.close)
 

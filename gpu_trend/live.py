@@ -18,8 +18,8 @@ import pandas as pd
 
 from . import calendars, outputs
 from .arrays import namespace, to_host
-from .config import FAMILIES
-from .engine import ATCInputError, Bars, StateWork, Workload, _flag, prepare_bars
+from .config import as_flag
+from .engine import ATCInputError, Bars, StateWork, Workload, first_full_bars, prepare_bars
 from .io import Universe, read_universe
 from .state import ATCState, check_config
 
@@ -69,7 +69,7 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     cfg = state.config
     if config is not None:
         check_config(state, config)
-    members = _flag(members, "members")
+    members = as_flag("members", members)
     new = _new_bars(state, close, source, symbols)
     width = state.window
     n_new = new.close.shape[1]
@@ -248,10 +248,8 @@ def _new_bar_result(work, out, width, n_new, counts, starts, caught):
         arrays[name] = xp.where(mask, False if part.dtype == bool else xp.nan, part)
     first_new = n_new - counts
     start_bar = np.maximum(starts - width, first_new)
-    full = starts + work.cfg.warmup_bars - width
-    if (work.cfg.member_lengths()[FAMILIES.index("LSMA")] == 1).any():
-        full = np.full_like(full, n_new)  # linreg of 1 point is NaN: never
-    first_full = np.where(full >= n_new, -1, np.maximum(full, first_new))
+    full = first_full_bars(work.cfg, starts, width + n_new)  # −1: not within these bars
+    first_full = np.where(full < 0, -1, np.maximum(full - width, first_new))
     return dataclasses.replace(
         work.result(arrays, 0, len(work.names), start_bar.astype(np.int64), caught),
         first_full_bar=first_full.astype(np.int64), positions=work.positions[:, width:])

@@ -1,6 +1,7 @@
 """Odd input to compute_atc: a clear error naming what is wrong, or the right answer, never a
 silent wrong one."""
 
+import re
 import warnings
 
 import numpy as np
@@ -93,10 +94,10 @@ def test_prices_beyond_the_documented_magnitude_are_refused():
 
 @pytest.mark.parametrize("value", ["no", "False", 1, None])
 def test_flags_accept_only_bools(value):
-    with pytest.raises(TypeError, match=rf"members must be True or False, got {value!r}"):
+    with pytest.raises(TypeError, match=rf"members must be a bool .*got {re.escape(repr(value))}"):
         gpu_trend.compute_atc(walks(), members=value, **CPU)
     if value is not None:  # on_device=None means "where the input is"
-        with pytest.raises(TypeError, match="on_device must be True or False"):
+        with pytest.raises(TypeError, match="on_device must be a bool"):
             gpu_trend.compute_atc(walks(), on_device=value, **CPU)
     assert gpu_trend.compute_atc(walks(), members=np.bool_(True), **CPU).member_ma is not None
 

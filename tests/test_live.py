@@ -235,3 +235,16 @@ def test_time_slices_of_a_universe_on_own_calendars():
     whole = gpu_trend.compute_atc(uni, members=True, return_state=True)
     assert_pieces_equal_whole(whole, list(gpu_trend.iter_time_slices(uni, bars=77,
                                                                      members=True)))
+
+
+def test_first_full_bar_of_an_update_counts_in_its_own_bars():
+    rng = np.random.default_rng(5)
+    close = 10 * np.exp(np.cumsum(rng.normal(0, 0.01, (2, 150)), axis=1))
+    whole = gpu_trend.compute_atc(close)
+    assert list(whole.first_full_bar) == [66, 66]
+    head = gpu_trend.compute_atc(close[:, :50], return_state=True)
+    assert list(head.first_full_bar) == [-1, -1]
+    tail = update_atc(head.state, close[:, 50:])
+    assert list(tail.first_full_bar) == [16, 16] and list(tail.start_bar) == [0, 0]
+    later = update_atc(tail.state, close[:, :0] + 1.0)  # no bars: nothing changes
+    assert later.n_symbols == 0 and later.state.bars.tolist() == [150, 150]
