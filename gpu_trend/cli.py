@@ -159,7 +159,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     res = _scan(uni, cfg, args, min_bars=args.min_bars, min_price=args.min_price,
                 min_dollar_volume=args.min_dollar_volume, min_signal=args.min_signal,
                 top=args.top, memory_limit=args.memory_limit, max_age=args.max_age,
-                calendar=args.calendar)
+                calendar=args.calendar, state=args.state)
     t_scan = time.perf_counter()
     if args.out is not None:
         res.to_file(args.out, which="all" if args.all else "table")
@@ -173,6 +173,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             print(f"\nwrote {rows} rows to {args.out}")
         if args.skipped_out is not None:
             print(f"wrote {len(res.skipped)} skipped symbols to {args.skipped_out}")
+        if args.state is not None:
+            print(f"saved the state to {args.state}")
         print(f"wall time {t_end - t0:.2f} s (read + kernel load {t_read - t0:.2f}, "
               f"scan {t_scan - t_read:.2f}, write {t_end - t_scan:.2f})")
     return _nothing_scanned(res)
@@ -368,6 +370,9 @@ def _add_scan_parser(sub: Any) -> None:
     o.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("--memory-limit", type=_memory_limit, metavar="SIZE",
                    help="bound the compute's working memory: bytes, or e.g. 4GiB, 512MB, 50%%")
+    p.add_argument("--state", metavar="FILE.npz",
+                   help="warm scan: compute only the bars after each symbol's last bar in FILE "
+                        "(written by the previous scan; created if missing), then update it")
     _add_config_options(p)
     p.set_defaults(func=_cmd_scan)
 

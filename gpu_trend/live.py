@@ -19,7 +19,8 @@ import pandas as pd
 from . import calendars, outputs
 from .arrays import namespace, to_host
 from .config import as_flag
-from .engine import ATCInputError, Bars, StateWork, Workload, first_full_bars, prepare_bars
+from .engine import (ATCInputError, Bars, StateWork, Workload, first_full_bars, last_values,
+                     prepare_bars)
 from .io import Universe, read_universe
 from .state import ATCState, check_config
 
@@ -93,7 +94,8 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     # default cap on a block is sized for whole histories).
     plan = work.plan(memory_limit, streaming=False, chunk_symbols=max(len(names), 1))
     starts = work.check(plan)
-    bars_before = np.where(listed, np.asarray(state.bars)[np.maximum(idx, 0)], 0)
+    bars_before = np.zeros(len(names), dtype=np.int64)
+    bars_before[listed] = np.asarray(state.bars)[idx[listed]]
     starts = np.where(listed, t_from - bars_before, starts).astype(np.int64)
     caught = work.growth_warning(starts, stacklevel=2)
     xs = work.state_module()
@@ -113,7 +115,8 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     bars_after = np.where(listed, bars_before + counts, last_tau).astype(np.int64)
     since = np.stack(result.bars_since_events(), axis=1)
     return dataclasses.replace(result, state=_next_state(state, names, idx, live, bars_after,
-                                                         since, new, take))
+                                                         last_values(result), since, new,
+                                                         take))
 
 
 # ------------------------------------------------------------------------------------------
@@ -229,6 +232,9 @@ def _rows_of(state, xs, idx, known):
     """The updated symbols' state rows, gathered into the backend's memory (new symbols: 0)."""
     out = []
     for rows in (state.member, state.layer2, state.final):
+        if not known.any():  # e.g. an empty state: nothing to gather
+            out.append(xs.zeros((len(idx),) + rows.shape[1:]))
+            continue
         part = xs.asarray(rows)[xs.asarray(np.maximum(idx, 0))]
         if not known.all():
             part[xs.asarray(~known)] = 0.0
@@ -255,7 +261,7 @@ def _new_bar_result(work, out, width, n_new, counts, starts, caught):
         first_full_bar=first_full.astype(np.int64), positions=work.positions[:, width:])
 
 
-def _next_state(state, names, idx, live, bars_after, since, new, take) -> ATCState:
+def _next_state(state, names, idx, live, bars_after, last, since, new, take) -> ATCState:
     """The state after the update: updated rows replaced, new symbols appended."""
     xs = namespace(live.member)
     known = idx >= 0
@@ -270,11 +276,11 @@ def _next_state(state, names, idx, live, bars_after, since, new, take) -> ATCSta
         grown[xp.asarray(order)] = part
         return grown
 
-    last = calendars.last_times(new.index, new.positions[take], len(take))
+    times = calendars.last_times(new.index, new.positions[take], len(take))
     last_time = list(state.last_time) + [None] * int(fresh.sum())
     bars = np.concatenate([np.asarray(state.bars), np.zeros(int(fresh.sum()), np.int64)])
     for j, k in enumerate(order):
-        last_time[k] = last[j]
+        last_time[k] = times[j]
         bars[k] = bars_after[j]
     clock = new.index[-1] if len(new.index) else None
     if state.clock is not None and (clock is None or not clock > state.clock):
@@ -283,7 +289,8 @@ def _next_state(state, names, idx, live, bars_after, since, new, take) -> ATCSta
                     last_time, bars, merged(state.close_window, live.close_window),
                     merged(state.source_window, live.source_window),
                     merged(state.member, live.member), merged(state.layer2, live.layer2),
-                    merged(state.final, live.final), merged(state.since, since, np), clock)
+                    merged(state.final, live.final), merged(state.last, last, np),
+                    merged(state.since, since, np), clock)
 
 
 def iter_time_slices(close, config=None, *, bars: int, source=None, backend="auto",

@@ -91,6 +91,9 @@ class ScanResult:
         Warnings the engine raised (e.g. a large lambda), once each.
     ignored : list of str
         Files of a data directory that are not tables (``Universe.ignored``).
+    state_counts : dict of str to int or None
+        A warm scan's symbols by what happened to them: ``updated`` (new bars computed),
+        ``fresh`` (not in the state: computed from their first bar) and ``unchanged``.
     """
 
     table: pd.DataFrame
@@ -105,6 +108,7 @@ class ScanResult:
     short_threshold: float
     warnings: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    state_counts: dict[str, int] | None = None
 
     @property
     def long(self) -> pd.DataFrame:
@@ -181,6 +185,9 @@ class ScanResult:
             lines.append("")
             lines.append("Skipped: " + ", ".join(f"{k} {v}" for k, v in
                                                  self.skip_counts().items()))
+        if self.state_counts is not None:
+            lines.append("")
+            lines.append("State: " + ", ".join(f"{v} {k}" for k, v in self.state_counts.items()))
         if self.ignored:
             shown = ", ".join(self.ignored[:5]) + (", …" if len(self.ignored) > 5 else "")
             lines.append(f"Ignored {len(self.ignored)} file(s) that are not tables: {shown}")
@@ -261,6 +268,7 @@ class _Packed:
 def _prefilter(
     uni: Universe, packed: _Packed, cfg: ATCConfig, *, min_bars: int, min_price: float | None,
     min_dollar_volume: float | None, dollar_volume_bars: int, max_age: Any,
+    bars: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, str], dict[str, Any]]:
     """Decide which symbols to compute, from the engine's own input check and cheap filters.
 
@@ -270,7 +278,8 @@ def _prefilter(
     close = packed.close
     n_s, n_t = close.shape
     found = checks.check_symbols(close, nan_policy=cfg.nan_policy)
-    bars = (n_t - found.start).astype(np.int64)
+    if bars is None:  # a warm scan counts the state's bars too
+        bars = (n_t - found.start).astype(np.int64)
     last_close = _last_valid(close)
     dollar = _dollar_volume(close, packed.volume, dollar_volume_bars)
     age, stale, too_old = _staleness(packed, max_age)
@@ -307,6 +316,72 @@ def _last_valid(close: np.ndarray) -> np.ndarray:
         return np.full(close.shape[0], np.nan)
     last = close.shape[1] - 1 - valid[:, ::-1].argmax(axis=1)
     return np.where(valid.any(axis=1), close[np.arange(close.shape[0]), last], np.nan)
+
+
+class _WarmStart:
+    """A scan that continues a saved state: only bars after each symbol's last one run."""
+
+    def __init__(self, uni: Universe, packed: _Packed, cfg: ATCConfig, path, calendar: str):
+        from .state import ATCState
+
+        if calendar != "own":
+            raise ValueError("a warm scan (state=) keeps each symbol on its own bars: it needs "
+                             "calendar='own'")
+        self.path, self.uni, self.cfg = Path(path), uni, cfg
+        self.state = (ATCState.load(self.path, config=cfg) if self.path.exists()
+                      else ATCState.empty(cfg))
+        rows = {s: i for i, s in enumerate(self.state.symbols)}
+        self.idx = np.array([rows.get(s, -1) for s in uni.symbols], dtype=np.int64)
+        # Bars of each symbol in the data after its saved last bar: the ones to compute.
+        mask = uni.bar_mask().copy()
+        last = [self.state.last_time[i] if i >= 0 else None for i in self.idx]
+        for j, t in enumerate(last):
+            if t is not None:
+                mask[:, j] &= np.asarray(uni.index > t)
+        self.new = mask
+        known = self.idx >= 0
+        saved = np.where(known, np.asarray(self.state.bars)[np.maximum(self.idx, 0)]
+                         if len(self.state.symbols) else 0, 0)
+        first = checks.listing_bars(np, ~np.isnan(packed.close))
+        own = (packed.close.shape[1] - first).astype(np.int64)
+        # Listed in the state: its saved bars plus the new ones; else what the data holds.
+        self.bars = np.where(known & (saved > 0), saved + mask.sum(axis=0), own)
+        self.counts: dict[str, int] = {}
+
+    def run(self, keep: np.ndarray, *, backend: str, memory_limit: Any) -> pd.DataFrame:
+        """Update the kept symbols, save the state, and return their latest() rows."""
+        from .live import update_atc
+
+        cols = [s for s, k in zip(self.uni.symbols, keep) if k]
+        sel = np.flatnonzero(keep)
+        update = Universe(close=self.uni.close[cols],
+                          present=pd.DataFrame(self.new[:, sel], index=self.uni.index,
+                                               columns=cols))
+        res = update_atc(self.state, update, backend=backend, memory_limit=memory_limit)
+        state = res.state.to_host()
+        state.save(self.path)
+        updated = set(res.symbols)
+        known = set(self.state.symbols)
+        self.counts = {"updated": len(updated & known), "fresh": len(updated - known),
+                       "unchanged": len([c for c in cols if c not in updated])}
+        return _rows_from_state(state, cols)
+
+
+def _rows_from_state(state, symbols: list) -> pd.DataFrame:
+    """latest()-shaped rows of `symbols` from a state's last values."""
+    from .results import _nullable_int
+
+    rows = {s: i for i, s in enumerate(state.symbols)}
+    i = np.array([rows[s] for s in symbols], dtype=np.int64)
+    last = state.last[i] if len(i) else np.empty((0, 8))
+    since = state.since[i] if len(i) else np.empty((0, 2))
+    data = {"time": [state.last_time[k] for k in i], "average_signal": last[:, 0],
+            "direction": _nullable_int(last[:, 1])}
+    for k, name in enumerate(FAMILIES):
+        data[name] = last[:, 2 + k]
+    data["bars_since_long"] = _nullable_int(since[:, 0])
+    data["bars_since_short"] = _nullable_int(since[:, 1])
+    return pd.DataFrame(data, index=pd.Index(symbols, name="symbol"))
 
 
 def _dollar_volume(close: np.ndarray, volume: np.ndarray | None, n_last: int) -> np.ndarray:
@@ -482,6 +557,7 @@ def scan(
     dollar_volume_bars: int = 20,
     max_age: Any = None,
     calendar: str = "own",
+    state: str | os.PathLike | None = None,
     read_options: Mapping[str, Any] | None = None,
 ) -> ScanResult:
     """Compute ATC over a universe and rank the symbols by signal strength.
@@ -527,6 +603,13 @@ def scan(
         ``"own"``: every symbol is computed on its own bars (its own timestamps; a time that
         only other symbols have is not one of its bars). ``"union"``: on the common grid of
         all timestamps, where another symbol's time is a missing close (``nan_policy``).
+    state : str or os.PathLike, optional
+        A warm scan: the state file (:class:`~gpu_trend.state.ATCState`) of earlier scans.
+        Only each symbol's bars after its saved last bar are computed (the data may hold the
+        whole history or only the new bars), symbols the state does not know start fresh,
+        and the file is then rewritten. Without the file, everything is computed and it is
+        written. The table equals a cold scan's of the whole history (with a file of new
+        bars only, ``dollar_volume`` is over the bars the file holds).
     read_options : mapping, optional
         Keyword arguments for :func:`gpu_trend.io.read_universe` (``format``, ``columns``…)
         when `universe` is a path or a frame.
@@ -559,18 +642,23 @@ def scan(
     t_load = time.perf_counter()
 
     packed = _Packed.of(uni, cfg, calendar)
+    warm = None if state is None else _WarmStart(uni, packed, cfg, state, calendar)
     keep, skipped, extra = _prefilter(
         uni, packed, cfg, min_bars=min_bars, min_price=min_price,
         min_dollar_volume=min_dollar_volume, dollar_volume_bars=int(dollar_volume_bars),
-        max_age=max_age)
+        max_age=max_age, bars=None if warm is None else warm.bars)
     skipped = {**uni.rejected, **skipped}  # the reader's reasons use the same wording
     t_filter = time.perf_counter()
 
     caught: list = []
-    latest = _compute_latest(packed.close[keep], [s for s, k in zip(uni.symbols, keep) if k],
-                             cfg, backend=backend, chunk_symbols=chunk_symbols,
-                             memory_limit=memory_limit, skipped=skipped, caught=caught,
-                             progress=progress)
+    names = [s for s, k in zip(uni.symbols, keep) if k]
+    if warm is None:
+        latest = _compute_latest(packed.close[keep], names, cfg, backend=backend,
+                                 chunk_symbols=chunk_symbols, memory_limit=memory_limit,
+                                 skipped=skipped, caught=caught, progress=progress)
+    else:
+        with _recorded(caught):
+            latest = warm.run(keep, backend=backend, memory_limit=memory_limit)
     t_compute = time.perf_counter()
 
     ranked = _rank(_with_columns(latest, uni, extra))[list(TABLE_COLUMNS)]
@@ -594,6 +682,7 @@ def scan(
         short_threshold=hi,
         warnings=_warn_once(caught),
         ignored=list(uni.ignored),
+        state_counts=None if warm is None else warm.counts,
     )
 
 

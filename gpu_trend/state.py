@@ -90,6 +90,9 @@ class ATCState:
         before a short history). ``source_window`` is None without a separate source.
     member, layer2, final : (S, 54, 11), (S, 6, 3), (S, 3) float64
         The cores' state rows (:mod:`gpu_trend.cores`).
+    last : (S, 8) float64 NumPy
+        Each symbol's Average_Signal, direction and six family signals on its last
+        bar (NaN before any): what a scan shows for a symbol without new bars.
     since : (S, 2) float64 NumPy
         Bars since each symbol's last long and short event, at its last bar (NaN
         if none yet): what ``latest()`` of an update carries on.
@@ -109,6 +112,7 @@ class ATCState:
     member: Any
     layer2: Any
     final: Any
+    last: Any = None
     since: Any = None
     clock: Any = None
     version: str = __version__
@@ -116,6 +120,16 @@ class ATCState:
     @property
     def window(self) -> int:
         return self.close_window.shape[1]
+
+    @classmethod
+    def empty(cls, config: ATCConfig, *, window: int | None = None,
+              separate_source: bool = False) -> "ATCState":
+        """A state that knows no symbol yet: an update from it computes every symbol fresh."""
+        width = config.state_window if window is None else window
+        rows = state_rows(np, 0)
+        return cls(config, [], [], np.zeros(0, np.int64), np.empty((0, width)),
+                   np.empty((0, width)) if separate_source else None, *rows,
+                   last=np.empty((0, 8)), since=np.empty((0, 2)))
 
     def __repr__(self) -> str:
         listed = int((np.asarray(self.bars) > 0).sum())
@@ -128,7 +142,8 @@ class ATCState:
             return None if a is None else a.copy()
         return dataclasses.replace(
             self, symbols=list(self.symbols), last_time=list(self.last_time),
-            bars=self.bars.copy(), since=dup(self.since), close_window=dup(self.close_window),
+            bars=self.bars.copy(), last=dup(self.last), since=dup(self.since),
+            close_window=dup(self.close_window),
             source_window=dup(self.source_window), member=dup(self.member),
             layer2=dup(self.layer2), final=dup(self.final))
 
@@ -137,7 +152,7 @@ class ATCState:
         def host(a):
             return None if a is None else to_host(a)
         return dataclasses.replace(
-            self, bars=np.asarray(self.bars), since=host(self.since),
+            self, bars=np.asarray(self.bars), last=host(self.last), since=host(self.since),
             close_window=host(self.close_window),
             source_window=host(self.source_window), member=host(self.member),
             layer2=host(self.layer2), final=host(self.final))
@@ -149,7 +164,8 @@ class ATCState:
         The layout, version :data:`STATE_FORMAT`: ``format`` (int), ``version`` (str),
         ``config`` (JSON of the ATCConfig fields), ``symbols`` (str), ``last_time`` with
         ``time_kind`` ("datetime" as int64 ns UTC with ``tz``, "number" as float64, or
-        "none"; NaN/NaT where a symbol has no bar; the clock last), ``bars``, ``since``, ``close_window``,
+        "none"; NaN/NaT where a symbol has no bar; the clock last), ``bars``, ``last``, ``since``,
+        ``close_window``,
         ``source_window`` (absent without a separate source), ``member``, ``layer2``,
         ``final``. Any backend's state saves; the file loads on either.
         """
@@ -159,7 +175,7 @@ class ATCState:
                       config=np.str_(json.dumps(dataclasses.asdict(host.config))),
                       symbols=np.asarray(host.symbols, dtype=np.str_), time_kind=np.str_(kind),
                       tz=np.str_(tz), last_time=times, bars=host.bars.astype(np.int64),
-                      since=host.since,
+                      last=host.last, since=host.since,
                       close_window=host.close_window, member=host.member, layer2=host.layer2,
                       final=host.final)
         if host.source_window is not None:
@@ -196,7 +212,7 @@ class ATCState:
             times = _decode_times(str(z["time_kind"]), z["last_time"], str(z["tz"]))
             state = cls(config=saved, symbols=[str(s) for s in z["symbols"]],
                         last_time=times[:-1], clock=times[-1],
-                        bars=z["bars"].astype(np.int64), since=z["since"],
+                        bars=z["bars"].astype(np.int64), last=z["last"], since=z["since"],
                         close_window=z["close_window"],
                         source_window=z["source_window"] if "source_window" in z else None,
                         member=z["member"], layer2=z["layer2"], final=z["final"],

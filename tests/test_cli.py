@@ -341,3 +341,19 @@ def test_epoch_time_hint_in_option_syntax(tmp_path):
                   "AAA": trend(True, 1, 100)}).to_csv(path, index=False)
     err = assert_one_line_error(run("scan", str(path), "--backend", "cpu"), 1, "--columns time=x")
     assert "columns={" not in err
+
+
+def test_warm_scan_with_a_state_file(long_file, tmp_path):
+    state = tmp_path / "state.npz"
+    cold = run("scan", str(long_file), "--backend", "cpu", "--all", "--out",
+               str(tmp_path / "cold.csv"))
+    first = run("scan", str(long_file), "--backend", "cpu", "--state", str(state))
+    assert first.returncode == 0 and "State: 0 updated, 4 fresh, 0 unchanged" in first.stdout
+    warm = run("scan", str(long_file), "--backend", "cpu", "--state", str(state), "--all",
+               "--out", str(tmp_path / "warm.csv"))
+    assert warm.returncode == 0, warm.stderr
+    assert "State: 0 updated, 0 fresh, 4 unchanged" in warm.stdout
+    assert f"saved the state to {state}" in warm.stdout
+    assert cold.returncode == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "warm.csv"),
+                                  pd.read_csv(tmp_path / "cold.csv"))

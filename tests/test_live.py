@@ -14,7 +14,7 @@ from test_properties import configs, paths
 
 KEYS = ("average_signal", "family_signals", "family_equities", "direction", "long_events",
         "short_events", "member_ma", "member_signal", "member_equity")
-STATE_KEYS = ("bars", "since", "close_window", "member", "layer2", "final")
+STATE_KEYS = ("bars", "last", "since", "close_window", "member", "layer2", "final")
 
 
 def own(res, row, key):
@@ -248,3 +248,52 @@ def test_first_full_bar_of_an_update_counts_in_its_own_bars():
     assert list(tail.first_full_bar) == [16, 16] and list(tail.start_bar) == [0, 0]
     later = update_atc(tail.state, close[:, :0] + 1.0)  # no bars: nothing changes
     assert later.n_symbols == 0 and later.state.bars.tolist() == [150, 150]
+
+
+def test_an_empty_state_computes_every_symbol_fresh():
+    table = long_table()
+    uni = gpu_trend.read_universe(table)
+    whole = gpu_trend.compute_atc(uni, members=True, return_state=True)
+    fresh = update_atc(ATCState.empty(ATCConfig()), uni, members=True)
+    assert fresh.state.symbols == whole.state.symbols
+    assert_pieces_equal_whole(whole, [fresh])
+
+
+# --- warm scans ---------------------------------------------------------------------------------
+
+def test_warm_scans_equal_cold_scans(tmp_path):
+    table = long_table()
+    path = tmp_path / "scan_state.npz"
+    cut = pd.Timestamp("2024-01-31")
+    old, new = table[table.time <= cut], table[table.time > cut]
+    opts = dict(backend="cpu", progress=False, min_signal=0.0)
+
+    first = gpu_trend.scan(gpu_trend.read_universe(old), state=path, **opts)
+    cold_old = gpu_trend.scan(gpu_trend.read_universe(old), **opts)
+    pd.testing.assert_frame_equal(first.all, cold_old.all)
+    assert first.state_counts == {"updated": 0, "fresh": 3, "unchanged": 0}
+    assert path.exists()
+
+    again = gpu_trend.scan(gpu_trend.read_universe(old), state=path, **opts)
+    assert again.state_counts == {"updated": 0, "fresh": 0, "unchanged": 3}
+    pd.testing.assert_frame_equal(again.all, cold_old.all)
+
+    cold = gpu_trend.scan(gpu_trend.read_universe(table), **opts)
+    state_before = ATCState.load(path)
+    whole = gpu_trend.scan(gpu_trend.read_universe(table), state=path, **opts)
+    pd.testing.assert_frame_equal(whole.all, cold.all)
+    assert whole.state_counts == {"updated": 2, "fresh": 0, "unchanged": 1}  # W ended earlier
+    assert "State: 2 updated, 0 fresh, 1 unchanged" in whole.summary()
+    # The same update from a file holding only the new bars.
+    state_before.save(path)
+    only_new = gpu_trend.scan(gpu_trend.read_universe(new), state=path, **opts)
+    cols = [c for c in cold.all.columns if c not in ("dollar_volume", "rank", "age", "stale")]
+    pd.testing.assert_frame_equal(only_new.all.loc[["D", "L"], cols], cold.all.loc[["D", "L"], cols])
+
+
+def test_a_warm_scan_refuses_a_state_of_another_config(tmp_path):
+    path = tmp_path / "s.npz"
+    uni = gpu_trend.read_universe(long_table())
+    gpu_trend.scan(uni, backend="cpu", progress=False, state=path)
+    with pytest.raises(ValueError, match="another config: la=0.02 in the state, 0.05 here"):
+        gpu_trend.scan(uni, ATCConfig(la=0.05), backend="cpu", progress=False, state=path)
