@@ -157,12 +157,20 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     n_sym, n_bars = close.shape
     lens = p.lengths
     maxlen = lens.max()
+    # Scratch per thread, not per symbol: a few-bar update is otherwise mostly allocation.
+    # Thread ids run up to the pool's size (NUMBA_NUM_THREADS), whatever set_num_threads says.
+    n_pool = numba.config.NUMBA_NUM_THREADS
+    r_all = np.empty((n_pool, n_bars))
+    wbuf_all = np.empty((n_pool, 2, maxlen))
+    ma_all = np.empty((n_pool, N_MEMBERS, n_bars))
+    q_all = np.empty((n_pool, N_MEMBERS, n_bars), dtype=np.int8)
     for s in numba.prange(n_sym):
         k = s
         res = resume[s] if resume.shape[0] == n_sym else False
         tf = t_from[s] if t_from.shape[0] == n_sym else 0
-        r = np.empty(n_bars)
-        wbuf = np.empty((2, maxlen))
+        tid = numba.get_thread_id()
+        r = r_all[tid]
+        wbuf = wbuf_all[tid]
         cores.returns_row(close[s], p.growth, starts[s], tf, r)
         if want:
             for f in range(N_FAMILIES):
@@ -175,8 +183,8 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
         else:
             # Each member's window values come in on its `ma` row and its Layer-1 equities
             # go out on the same row: member_core reads bar t before it writes bar t.
-            ma = np.empty((N_MEMBERS, n_bars))
-            q = np.empty((N_MEMBERS, n_bars), dtype=np.int8)
+            ma = ma_all[tid]
+            q = q_all[tid]
             for f in range(N_FAMILIES):
                 lo = N_MEMBERS * f
                 _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
@@ -207,7 +215,8 @@ def scratch_footprint(n_bars, *, members, separate_source, max_len) -> Footprint
     tracemalloc sees it (tests check the count against it).
     """
     per_thread = SCRATCH_BYTES_PER_BAR * n_bars + 2 * max_len * F8
-    return Footprint(per_symbol=STATE_BYTES, fixed=numba.get_num_threads() * per_thread)
+    return Footprint(per_symbol=STATE_BYTES,
+                     fixed=numba.config.NUMBA_NUM_THREADS * per_thread)
 
 
 def release_memory() -> None:
