@@ -39,6 +39,9 @@ TABLE_COLUMNS = (
     "bars_since_long", "bars_since_short", "dollar_volume", "bars", "age", "stale",
 )
 
+#: Symbols per update_atc call of a warm scan (its outputs are held a chunk at a time).
+WARM_CHUNK = 512
+
 #: Without a ``max_age`` filter, a symbol is flagged stale when its last bar is older than the
 #: universe's newest by more than this many of its own typical bar intervals.
 STALE_INTERVALS = 5
@@ -348,19 +351,30 @@ class _WarmStart:
         self.bars = np.where(known & (saved > 0), saved + mask.sum(axis=0), own)
         self.counts: dict[str, int] = {}
 
-    def run(self, keep: np.ndarray, *, backend: str, memory_limit: Any) -> pd.DataFrame:
-        """Update the kept symbols, save the state, and return their latest() rows."""
+    def run(self, keep: np.ndarray, *, backend: str, memory_limit: Any,
+            chunk_symbols: int | None = None) -> pd.DataFrame:
+        """Update the kept symbols, save the state, and return their latest() rows.
+
+        Symbols go through :func:`~gpu_trend.update_atc` in chunks (default
+        :data:`WARM_CHUNK`), so that a first run, which computes whole histories, holds one
+        chunk's outputs at a time.
+        """
         from .live import update_atc
 
         cols = [s for s, k in zip(self.uni.symbols, keep) if k]
         sel = np.flatnonzero(keep)
-        update = Universe(close=self.uni.close[cols],
-                          present=pd.DataFrame(self.new[:, sel], index=self.uni.index,
-                                               columns=cols))
-        res = update_atc(self.state, update, backend=backend, memory_limit=memory_limit)
-        state = res.state.to_host()
+        state, updated = self.state, set()
+        size = int(chunk_symbols or WARM_CHUNK)
+        for a in range(0, len(cols), size):
+            part = cols[a:a + size]
+            update = Universe(close=self.uni.close[part],
+                              present=pd.DataFrame(self.new[:, sel[a:a + size]],
+                                                   index=self.uni.index, columns=part))
+            res = update_atc(state, update, backend=backend, memory_limit=memory_limit)
+            state = res.state
+            updated |= set(res.symbols)
+        state = state.to_host()
         state.save(self.path)
-        updated = set(res.symbols)
         known = set(self.state.symbols)
         self.counts = {"updated": len(updated & known), "fresh": len(updated - known),
                        "unchanged": len([c for c in cols if c not in updated])}
@@ -658,7 +672,8 @@ def scan(
                                  skipped=skipped, caught=caught, progress=progress)
     else:
         with _recorded(caught):
-            latest = warm.run(keep, backend=backend, memory_limit=memory_limit)
+            latest = warm.run(keep, backend=backend, memory_limit=memory_limit,
+                              chunk_symbols=chunk_symbols)
     t_compute = time.perf_counter()
 
     ranked = _rank(_with_columns(latest, uni, extra))[list(TABLE_COLUMNS)]

@@ -297,3 +297,14 @@ def test_a_warm_scan_refuses_a_state_of_another_config(tmp_path):
     gpu_trend.scan(uni, backend="cpu", progress=False, state=path)
     with pytest.raises(ValueError, match="another config: la=0.02 in the state, 0.05 here"):
         gpu_trend.scan(uni, ATCConfig(la=0.05), backend="cpu", progress=False, state=path)
+
+
+def test_warm_scan_chunks_give_the_same_table(tmp_path):
+    uni = gpu_trend.read_universe(long_table())
+    opts = dict(backend="cpu", progress=False, min_signal=0.0)
+    one = gpu_trend.scan(uni, state=tmp_path / "a.npz", **opts)
+    many = gpu_trend.scan(uni, state=tmp_path / "b.npz", chunk_symbols=1, **opts)
+    pd.testing.assert_frame_equal(one.all, many.all)
+    a, b = ATCState.load(tmp_path / "a.npz"), ATCState.load(tmp_path / "b.npz")
+    assert a.symbols == b.symbols
+    np.testing.assert_array_equal(a.member, b.member)
