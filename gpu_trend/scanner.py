@@ -604,7 +604,8 @@ def scan(
     progress : bool, optional
         Show a tqdm progress bar.  Default: only when stderr is a terminal.  False: never.
     chunk_symbols : int, optional
-        Symbols per chunk (overrides the size derived from `memory_limit`).
+        Symbols per chunk (overrides the size derived from `memory_limit`; for a warm scan,
+        symbols per :func:`~gpu_trend.update_atc` call, default :data:`WARM_CHUNK`).
     dollar_volume_bars : int, default 20
         Bars averaged for the dollar-volume column and filter.
     max_age : pandas.Timedelta, str or int, optional
