@@ -83,10 +83,13 @@ def machine_info(backend: str) -> dict:
     import numba
     import pandas
 
+    import cpu_fallback.backend  # noqa: F401  (pins the threading layer before Numba starts one)
+
     info = {
         "cpu_model": _cpu_model(),
         "logical_cpus": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
+        "numba_threading_layer": numba.threading_layer(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "numpy": np.__version__,
