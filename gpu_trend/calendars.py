@@ -25,15 +25,51 @@ from .arrays import namespace, to_host
 CALENDARS = ("own", "union")
 
 
-def span_mask(valid):
+def span_mask(valid, listed=None):
     """True from each row's first to its last True: the bars of a symbol whose data may begin
     late and end early, when nothing else says which cells are bars (a wide table).
 
     Empty cells between are holes in its history (``nan_policy``), not missing bars.
+    ``listed`` (S,) marks rows whose symbol is listed already (an update's): their bars
+    start at the first column, so leading empty cells are holes too.
     """
     xp = namespace(valid)
     seen = xp.cumsum(valid, axis=1)
-    return (seen > 0) & (seen < seen[:, -1:] + valid)
+    started = seen > 0 if listed is None else (seen > 0) | xp.asarray(listed)[:, None]
+    return started & (seen < seen[:, -1:] + valid)
+
+
+def check_calendar(calendar: str, nan_policy: str) -> None:
+    """Refuse an unknown calendar, and ``nan_policy="skip"`` on the union grid."""
+    if calendar not in CALENDARS:
+        raise ValueError(f"calendar must be one of {CALENDARS}, got {calendar!r}")
+    if calendar == "union" and nan_policy == "skip":
+        raise ValueError("nan_policy='skip' puts each symbol on its own bars: it needs "
+                         "calendar='own'")
+
+
+def bar_cells(valid, is_bar=None, *, nan_policy: str, calendar: str):
+    """Which cells of a (S, T) grid are bars of their symbol; None when every cell is.
+
+    Parameters
+    ----------
+    valid : (S, T) bool
+        Cells with a close.
+    is_bar : (S, T) bool, optional
+        What the input says (a Universe's rows); None for a bare grid, whose symbols'
+        bars then run from their first close to their last (:func:`span_mask`) where
+        any ends early.
+    nan_policy, calendar : str
+        ``"skip"`` drops every empty cell; ``"union"`` makes every cell a bar.
+    """
+    check_calendar(calendar, nan_policy)
+    if calendar == "union":
+        return None
+    if nan_policy == "skip":
+        return valid if is_bar is None else namespace(valid).asarray(is_bar) & valid
+    if is_bar is None and ends_early(valid):
+        return span_mask(valid)
+    return is_bar
 
 
 def ends_early(valid) -> bool:

@@ -59,15 +59,6 @@ class SymbolChecks:
         rows = np.flatnonzero(np.isin(self.kind, ERRORS))
         return int(rows[0]) if len(rows) else None
 
-    @staticmethod
-    def concat(parts) -> "SymbolChecks":
-        """One SymbolChecks of consecutive slices of symbols."""
-        parts = list(parts)
-        return SymbolChecks(*(np.concatenate([getattr(p, f) for p in parts])
-                              if parts else np.empty(0, dtype=dt)
-                              for f, dt in (("kind", np.int8), ("bar", np.int64),
-                                            ("value", np.float64), ("start", np.int64))))
-
 
 def listing_bars(xp, valid):
     """Each row's first valid bar (its listing); the row length where it has none."""

@@ -453,19 +453,8 @@ def prepare_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own
     # grid that says nothing about bars, a symbol's bars run from its first close to its
     # last; "skip" drops every empty cell.
     xp = namespace(arr)
-    valid = ~xp.isnan(arr)
-    if calendar not in calendars.CALENDARS:
-        raise ValueError(f"calendar must be one of {calendars.CALENDARS}, got {calendar!r}")
-    if calendar == "union":
-        if cfg.nan_policy == "skip":
-            raise ValueError("nan_policy='skip' puts each symbol on its own bars: it needs "
-                             "calendar='own'")
-        is_bar = None
-    elif cfg.nan_policy == "skip":
-        is_bar = valid if is_bar is None else xp.asarray(is_bar) & valid
-    elif is_bar is None and calendars.ends_early(valid):
-        is_bar = calendars.span_mask(valid)
-    del valid
+    is_bar = calendars.bar_cells(~xp.isnan(arr), is_bar, nan_policy=cfg.nan_policy,
+                                 calendar=calendar)
     positions = None
     if is_bar is not None:
         separate = src is not arr

@@ -149,11 +149,8 @@ def _new_bars(state: ATCState, close, source, symbols) -> Bars:
     # On a grid a listed symbol's bars run from the update's first column (an empty cell there
     # is a hole) to its last close; a symbol not listed yet starts at its first close. Empty
     # cells after a symbol's last close are no bars: its data ends there, for now.
-    xp = namespace(new.close)
-    valid = ~xp.isnan(new.close)
-    listed = xp.asarray(_listed(state, new.names))
-    seen = xp.cumsum(valid, axis=1)
-    mask = ((seen > 0) | listed[:, None]) & (seen < seen[:, -1:] + valid)
+    valid = ~namespace(new.close).isnan(new.close)
+    mask = calendars.span_mask(valid, listed=_listed(state, new.names))
     if cfg.nan_policy == "skip":
         mask &= valid
     separate = new.source is not new.close

@@ -75,9 +75,6 @@ OUTPUTS = (
     Output("member_equity", N_SIGNALS, np.float64, True, "The 54 Layer-1 equities E."),
 )
 
-BY_NAME = {o.name: o for o in OUTPUTS}
-
-
 def selected(members: bool) -> tuple:
     """The outputs a call returns: all of them with ``members``, else the non-member ones."""
     return tuple(o for o in OUTPUTS if members or not o.members_only)

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from . import calendars, checks
-from .calendars import CALENDARS
 from .backend import resolve_backend
 from .config import FAMILIES, ATCConfig
 from .engine import ATCInputError, as_config, iter_atc
@@ -255,11 +254,10 @@ class _Packed:
         close = np.ascontiguousarray(uni.close.to_numpy(dtype=float, na_value=np.nan).T)
         volume = (None if uni.volume is None else
                   np.ascontiguousarray(uni.volume.to_numpy(dtype=float, na_value=np.nan).T))
-        if calendar_ == "union":
+        is_bar = calendars.bar_cells(~np.isnan(close), uni.bar_mask().T,
+                                     nan_policy=cfg.nan_policy, calendar=calendar_)
+        if is_bar is None:
             return cls(close, volume, None, uni.index)
-        is_bar = uni.bar_mask().T
-        if cfg.nan_policy == "skip":
-            is_bar = is_bar & ~np.isnan(close)
         arrays, positions = calendars.right_align(is_bar, close,
                                                  *(() if volume is None else (volume,)))
         return cls(arrays[0], arrays[1] if volume is not None else None, positions, uni.index)
@@ -705,11 +703,7 @@ def scan(
 def _check_scan_args(cfg: ATCConfig, *, top, min_signal, min_bars, dollar_volume_bars, max_age,
                      calendar) -> int:
     """Validate the scan's own arguments; returns `min_bars` with its default filled in."""
-    if calendar not in CALENDARS:
-        raise ValueError(f"calendar must be one of {CALENDARS}, got {calendar!r}")
-    if calendar == "union" and cfg.nan_policy == "skip":
-        raise ValueError("nan_policy='skip' puts each symbol on its own bars: it needs "
-                         "calendar='own'")
+    calendars.check_calendar(calendar, cfg.nan_policy)
     if max_age is not None and not (isinstance(max_age, (int, np.integer))
                                     and not isinstance(max_age, bool) and max_age >= 0):
         try:

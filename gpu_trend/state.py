@@ -136,17 +136,6 @@ class ATCState:
         return (f"ATCState({len(self.symbols)} symbols, {listed} listed, window "
                 f"{self.window}, gpu-trend {self.version})")
 
-    def copy(self) -> "ATCState":
-        """A deep copy (arrays copied where they live)."""
-        def dup(a):
-            return None if a is None else a.copy()
-        return dataclasses.replace(
-            self, symbols=list(self.symbols), last_time=list(self.last_time),
-            bars=self.bars.copy(), last=dup(self.last), since=dup(self.since),
-            close_window=dup(self.close_window),
-            source_window=dup(self.source_window), member=dup(self.member),
-            layer2=dup(self.layer2), final=dup(self.final))
-
     def to_host(self) -> "ATCState":
         """The same state with NumPy arrays."""
         def host(a):
