@@ -254,15 +254,6 @@ def apply_nan_policy(close, source, cfg):
     return close, source
 
 
-def last_values(res: ATCResult) -> np.ndarray:
-    """(S, 8) host array: each symbol's Average_Signal, direction and family signals on the last
-    column of `res` (its last bar; NaN where it has none)."""
-    if not res.n_bars:
-        return np.full((res.n_symbols, 8), np.nan)
-    return np.column_stack([to_host(res.average_signal[:, -1]), to_host(res.direction[:, -1]),
-                            to_host(res.family_signals[:, :, -1])])
-
-
 def first_full_bars(cfg: ATCConfig, starts: np.ndarray, n_bars: int) -> np.ndarray:
     """First bar on which all 54 MAs are valid on clean data (−1 if never)."""
     if (cfg.member_lengths()[FAMILIES.index("LSMA")] == 1).any():
@@ -773,7 +764,7 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
     return dataclasses.replace(res, state=ATCState(
         work.cfg, list(work.names), calendars.last_times(work.index, work.positions, n_sym),
         bars, state.close_window, state.source_window, state.member, state.layer2,
-        state.final, last=last_values(res), since=np.stack(res.bars_since_events(), axis=1),
+        state.final, last=res.last_values(), since=np.stack(res.bars_since_events(), axis=1),
         clock=work.index[-1] if len(work.index) else None))
 
 

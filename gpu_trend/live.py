@@ -19,8 +19,7 @@ import pandas as pd
 from . import calendars, outputs
 from .arrays import namespace, to_host
 from .config import as_flag
-from .engine import (ATCInputError, Bars, StateWork, Workload, first_full_bars, last_values,
-                     prepare_bars)
+from .engine import ATCInputError, Bars, StateWork, Workload, first_full_bars, prepare_bars
 from .io import Universe, read_universe
 from .state import ATCState, check_config
 
@@ -115,7 +114,7 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     bars_after = np.where(listed, bars_before + counts, last_tau).astype(np.int64)
     since = np.stack(result.bars_since_events(), axis=1)
     return dataclasses.replace(result, state=_next_state(state, names, idx, live, bars_after,
-                                                         last_values(result), since, new,
+                                                         result.last_values(), since, new,
                                                          take))
 
 

@@ -33,6 +33,19 @@ def _nullable_int(values) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
 
+def latest_table(symbols, times, last, since) -> pd.DataFrame:
+    """The :meth:`ATCResult.latest` table from each symbol's last bar time, last values
+    ((S, 8): Average_Signal, direction, six family signals) and bars since its last long and
+    short event ((S, 2), NaN if never)."""
+    data = {"time": list(times), "average_signal": last[:, 0],
+            "direction": _nullable_int(last[:, 1])}
+    for k, name in enumerate(FAMILIES):
+        data[name] = last[:, 2 + k]
+    data["bars_since_long"] = _nullable_int(since[:, 0])
+    data["bars_since_short"] = _nullable_int(since[:, 1])
+    return pd.DataFrame(data, index=pd.Index(symbols, name="symbol"))
+
+
 def _with_outputs(cls):
     """Give ``cls`` one array attribute per declared output, then make it a frozen dataclass.
 
@@ -144,22 +157,18 @@ class ATCResult:
             threshold crossing), the six family signals (named by family),
             ``bars_since_long`` and ``bars_since_short`` (<NA> if never).
         """
-        n_sym = self.n_symbols
-        if self.n_bars:
-            avg = to_host(self.average_signal[:, -1])
-            direction = to_host(self.direction[:, -1])
-            fam = to_host(self.family_signals[:, :, -1])
-            since_long, since_short = self.bars_since_events()
-        else:
-            avg = direction = since_long = since_short = np.full(n_sym, np.nan)
-            fam = np.full((n_sym, N_FAMILIES), np.nan)
-        data = {"time": calendars.last_times(self.index, self.positions, n_sym),
-                "average_signal": avg, "direction": _nullable_int(direction)}
-        for k, name in enumerate(FAMILIES):
-            data[name] = fam[:, k]
-        data["bars_since_long"] = _nullable_int(since_long)
-        data["bars_since_short"] = _nullable_int(since_short)
-        return pd.DataFrame(data, index=pd.Index(self.symbols, name="symbol"))
+        return latest_table(self.symbols,
+                            calendars.last_times(self.index, self.positions, self.n_symbols),
+                            self.last_values(), np.stack(self.bars_since_events(), axis=1))
+
+    def last_values(self) -> np.ndarray:
+        """(S, 8) NumPy: each symbol's Average_Signal, direction and six family signals on
+        the last column (its last bar; NaN where there is none)."""
+        if not self.n_bars:
+            return np.full((self.n_symbols, 2 + N_FAMILIES), np.nan)
+        return np.column_stack([to_host(self.average_signal[:, -1]),
+                                to_host(self.direction[:, -1]),
+                                to_host(self.family_signals[:, :, -1])])
 
     def to_pandas(self) -> pd.DataFrame:
         """Long table indexed by (symbol, time) with every per-bar output.

@@ -381,19 +381,12 @@ class _WarmStart:
 
 def _rows_from_state(state, symbols: list) -> pd.DataFrame:
     """latest()-shaped rows of `symbols` from a state's last values."""
-    from .results import _nullable_int
+    from .results import latest_table
 
     rows = {s: i for i, s in enumerate(state.symbols)}
     i = np.array([rows[s] for s in symbols], dtype=np.int64)
-    last = state.last[i] if len(i) else np.empty((0, 8))
-    since = state.since[i] if len(i) else np.empty((0, 2))
-    data = {"time": [state.last_time[k] for k in i], "average_signal": last[:, 0],
-            "direction": _nullable_int(last[:, 1])}
-    for k, name in enumerate(FAMILIES):
-        data[name] = last[:, 2 + k]
-    data["bars_since_long"] = _nullable_int(since[:, 0])
-    data["bars_since_short"] = _nullable_int(since[:, 1])
-    return pd.DataFrame(data, index=pd.Index(symbols, name="symbol"))
+    return latest_table(symbols, [state.last_time[k] for k in i], state.last[i],
+                        state.since[i])
 
 
 def _dollar_volume(close: np.ndarray, volume: np.ndarray | None, n_last: int) -> np.ndarray:
