@@ -269,7 +269,7 @@ class _Packed:
 def _prefilter(
     uni: Universe, packed: _Packed, cfg: ATCConfig, *, min_bars: int, min_price: float | None,
     min_dollar_volume: float | None, dollar_volume_bars: int, max_age: Any,
-    bars: np.ndarray | None = None,
+    count_bars: Any = None,
 ) -> tuple[np.ndarray, dict[str, str], dict[str, Any]]:
     """Decide which symbols to compute, from the engine's own input check and cheap filters.
 
@@ -279,8 +279,9 @@ def _prefilter(
     close = packed.close
     n_s, n_t = close.shape
     found = checks.check_symbols(close, nan_policy=cfg.nan_policy)
-    if bars is None:  # a warm scan counts the state's bars too
-        bars = (n_t - found.start).astype(np.int64)
+    bars = (n_t - found.start).astype(np.int64)
+    if count_bars is not None:  # a warm scan counts the state's bars too
+        bars = count_bars(bars)
     last_close = _last_valid(close)
     dollar = _dollar_volume(close, packed.volume, dollar_volume_bars)
     age, stale, too_old = _staleness(packed, max_age)
@@ -322,7 +323,7 @@ def _last_valid(close: np.ndarray) -> np.ndarray:
 class _WarmStart:
     """A scan that continues a saved state: only bars after each symbol's last one run."""
 
-    def __init__(self, uni: Universe, packed: _Packed, cfg: ATCConfig, path, calendar: str):
+    def __init__(self, uni: Universe, cfg: ATCConfig, path, calendar: str):
         from .state import ATCState
 
         if calendar != "own":
@@ -334,20 +335,20 @@ class _WarmStart:
         rows = {s: i for i, s in enumerate(self.state.symbols)}
         self.idx = np.array([rows.get(s, -1) for s in uni.symbols], dtype=np.int64)
         # Bars of each symbol in the data after its saved last bar: the ones to compute.
-        mask = uni.bar_mask().copy()
-        last = [self.state.last_time[i] if i >= 0 else None for i in self.idx]
-        for j, t in enumerate(last):
-            if t is not None:
-                mask[:, j] &= np.asarray(uni.index > t)
+        mask = calendars.bar_cells(uni.close.notna().to_numpy().T, uni.bar_mask().T,
+                                   nan_policy=cfg.nan_policy, calendar=calendar).T.copy()
+        for j, i in enumerate(self.idx):
+            if i >= 0 and self.state.last_time[i] is not None:
+                mask[:, j] &= np.asarray(uni.index > self.state.last_time[i])
         self.new = mask
-        known = self.idx >= 0
-        saved = np.where(known, np.asarray(self.state.bars)[np.maximum(self.idx, 0)]
-                         if len(self.state.symbols) else 0, 0)
-        first = checks.listing_bars(np, ~np.isnan(packed.close))
-        own = (packed.close.shape[1] - first).astype(np.int64)
-        # Listed in the state: its saved bars plus the new ones; else what the data holds.
-        self.bars = np.where(known & (saved > 0), saved + mask.sum(axis=0), own)
+        self.saved = np.zeros(len(self.idx), dtype=np.int64)
+        self.saved[self.idx >= 0] = np.asarray(self.state.bars)[self.idx[self.idx >= 0]]
         self.counts: dict[str, int] = {}
+
+    def total_bars(self, in_data: np.ndarray) -> np.ndarray:
+        """Each symbol's bars: the state's plus the new ones where it is listed there, else
+        the `in_data` count (the data may hold only the new bars)."""
+        return np.where(self.saved > 0, self.saved + self.new.sum(axis=0), in_data)
 
     def run(self, keep: np.ndarray, *, backend: str, memory_limit: Any,
             chunk_symbols: int | None = None) -> pd.DataFrame:
@@ -648,11 +649,11 @@ def scan(
     t_load = time.perf_counter()
 
     packed = _Packed.of(uni, cfg, calendar)
-    warm = None if state is None else _WarmStart(uni, packed, cfg, state, calendar)
+    warm = None if state is None else _WarmStart(uni, cfg, state, calendar)
     keep, skipped, extra = _prefilter(
         uni, packed, cfg, min_bars=min_bars, min_price=min_price,
         min_dollar_volume=min_dollar_volume, dollar_volume_bars=int(dollar_volume_bars),
-        max_age=max_age, bars=None if warm is None else warm.bars)
+        max_age=max_age, count_bars=None if warm is None else warm.total_bars)
     skipped = {**uni.rejected, **skipped}  # the reader's reasons use the same wording
     t_filter = time.perf_counter()
 
