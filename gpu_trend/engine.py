@@ -421,6 +421,30 @@ def prepare_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own
     ``whole_history=False`` (an update's few new bars): no warning that the array looks
     transposed.
     """
+    grid, is_bar = grid_bars(close, cfg, source, symbols, calendar, whole_history=whole_history)
+    if is_bar is None:
+        return grid
+    # Own calendars: each symbol's bars packed to the right (gpu_trend.calendars).
+    arr, src = grid.close, grid.source
+    separate = src is not arr
+    (arr, *rest), positions = calendars.right_align(
+        namespace(arr).asarray(is_bar), arr, *((src,) if separate else ()))
+    src = rest[0] if separate else arr
+    return grid._replace(close=arr, source=src, positions=positions,
+                         copied=grid.copied + arr.nbytes * (2 if separate else 1))
+
+
+def grid_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own", *,
+              whole_history=True) -> tuple:
+    """A call's input on its own grid, and which cells are bars of their symbol.
+
+    Returns
+    -------
+    Bars
+        Unpacked (``positions`` None).
+    is_bar : (S, T) bool or None
+        :func:`gpu_trend.calendars.bar_cells`; None when every cell is a bar.
+    """
     arr, found, index, is_bar = _normalise(close, "close")
     names = _symbol_names(symbols, found, arr.shape[0])
     if index is None:
@@ -440,20 +464,11 @@ def prepare_bars(close, cfg: ATCConfig, source=None, symbols=None, calendar="own
     if whole_history and not isinstance(close, (pd.DataFrame, pd.Series, Universe)) \
             and not is_cudf(close):
         _warn_if_transposed(arr.shape, cfg)
-    # Own calendars: each symbol's bars packed to the right (gpu_trend.calendars). On a
-    # grid that says nothing about bars, a symbol's bars run from its first close to its
-    # last; "skip" drops every empty cell.
-    xp = namespace(arr)
-    is_bar = calendars.bar_cells(~xp.isnan(arr), is_bar, nan_policy=cfg.nan_policy,
-                                 calendar=calendar)
-    positions = None
-    if is_bar is not None:
-        separate = src is not arr
-        (arr, *rest), positions = calendars.right_align(
-            xp.asarray(is_bar), arr, *((src,) if separate else ()))
-        src = rest[0] if separate else arr
-        copied += arr.nbytes * (2 if separate else 1)
-    return Bars(arr, src, names, pd.Index(index), positions, copied)
+    # On a grid that says nothing about bars, a symbol's bars run from its first close to
+    # its last; "skip" drops every empty cell.
+    is_bar = calendars.bar_cells(~namespace(arr).isnan(arr), is_bar,
+                                 nan_policy=cfg.nan_policy, calendar=calendar)
+    return Bars(arr, src, names, pd.Index(index), None, copied), is_bar
 
 
 class Workload:

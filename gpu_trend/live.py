@@ -19,7 +19,8 @@ import pandas as pd
 from . import calendars, outputs
 from .arrays import namespace, to_host
 from .config import as_flag
-from .engine import ATCInputError, Bars, StateWork, Workload, first_full_bars, prepare_bars
+from .engine import (ATCInputError, Bars, StateWork, Workload, first_full_bars, grid_bars,
+                     prepare_bars)
 from .io import Universe, read_universe
 from .state import ATCState, check_config
 
@@ -335,17 +336,8 @@ def iter_time_slices(close, config=None, *, bars: int, source=None, backend="aut
 
 def _with_bars(close, cfg, symbols, calendar) -> Universe:
     """`close` as a Universe whose ``present`` marks the bars a whole-history call would use."""
-    bars = prepare_bars(close, cfg, None, symbols, calendar)
-    values = to_host(bars.close)
-    if bars.positions is None:
-        mask = np.ones(values.shape, dtype=bool)
-        grid = values
-    else:  # unpack: the packed bars back onto the input's time rows
-        grid = np.full((values.shape[0], len(bars.index)), np.nan)
-        mask = np.zeros(grid.shape, dtype=bool)
-        r, c = np.nonzero(bars.positions >= 0)
-        grid[r, bars.positions[r, c]] = values[r, c]
-        mask[r, bars.positions[r, c]] = True
-    frame = pd.DataFrame(grid.T, index=bars.index, columns=bars.names)
-    return Universe(close=frame, present=pd.DataFrame(mask.T, index=bars.index,
-                                                      columns=bars.names))
+    grid, is_bar = grid_bars(close, cfg, None, symbols, calendar)
+    values = to_host(grid.close)
+    mask = np.ones(values.shape, dtype=bool) if is_bar is None else to_host(is_bar)
+    return Universe(close=pd.DataFrame(values.T, index=grid.index, columns=grid.names),
+                    present=pd.DataFrame(mask.T, index=grid.index, columns=grid.names))
