@@ -29,7 +29,7 @@ import numpy as np
 from gpu_trend import outputs
 from gpu_trend.cores import DEMA, EMA, N_FAMILIES, N_MEMBERS, N_SIGNALS, build_cores
 from gpu_trend.memory import F8, Footprint
-from gpu_trend.state import NO_RESUME, NO_T_FROM, STATE_BYTES, BlockState, state_rows
+from gpu_trend.state import NO_AT, NO_RESUME, NO_T_FROM, STATE_BYTES, BlockState, state_rows
 
 MEMORY = "host"
 
@@ -125,10 +125,10 @@ def _mul(a, b):
     return a * b
 
 
-cores = build_cores(numba.njit(cache=True), _mul)
+cores = build_cores(numba.njit(cache=True, _nrt=False), _mul)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
                 xout, sout, mst, lst, resume, keep):
     """One symbol × one family: the shared window pass, nine members, Layer 2."""
@@ -143,7 +143,7 @@ def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, 
 
 @numba.njit(parallel=True, cache=True)
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
-            meq, mst, lst, fst, resume, keep):
+            meq, mst, lst, fst, resume, keep, at):
     """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
     ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
@@ -152,7 +152,7 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     outputs may be allocated uninitialised. ``mst`` (S, 54, 11), ``lst``
     (S, 6, 3) and ``fst`` (S, 3) are the state rows (:mod:`gpu_trend.state`),
     read where ``resume[s]`` (``resume`` may be empty: no symbol resumes) and
-    written back with ``keep``.
+    written back with ``keep``; symbol s has row ``at[s]`` (``at`` may be empty: row s).
     """
     n_sym, n_bars = close.shape
     lens = p.lengths
@@ -165,7 +165,7 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     ma_all = np.empty((n_pool, N_MEMBERS, n_bars))
     q_all = np.empty((n_pool, N_MEMBERS, n_bars), dtype=np.int8)
     for s in numba.prange(n_sym):
-        k = s
+        k = at[s] if at.shape[0] == n_sym else np.int64(s)
         res = resume[s] if resume.shape[0] == n_sym else False
         tf = t_from[s] if t_from.shape[0] == n_sym else 0
         tid = numba.get_thread_id()
@@ -260,12 +260,12 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
         mm = mg = me = np.empty((1, N_SIGNALS, 0))
     # Without a state the rows are scratch the cores may write to (S × 4.9 KB).
     st = state if state is not None else BlockState(NO_T_FROM, NO_RESUME, *state_rows(np, n_sym),
-                                                    False)
+                                                    False, NO_AT)
     with _parallel_guard():
         run_cpu(source, close, starts, st.t_from, params, out["family_signals"],
                 out["family_equities"], out["average_signal"], out["direction"], out["long_events"],
                 out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
-                st.resume, st.keep)
+                st.resume, st.keep, st.at)
     if on_launched is not None:
         on_launched()
     return out

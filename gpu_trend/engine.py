@@ -351,40 +351,53 @@ class StateWork:
         NumPy or CuPy: where the arrays live.
     n_symbols, window : int
     separate_source : bool
-    rows : tuple of arrays, optional
-        (member, layer2, final) rows to resume from (read, then overwritten); fresh
-        uninitialised rows when None.
+    into : tuple of arrays, optional
+        (member, layer2, final, close_window, source_window) to resume from and
+        write into, the call's symbol i at row ``at[i]`` (an update writes the
+        new state's arrays in place); fresh arrays of `n_symbols` rows when None.
+    at : (S,) int64 NumPy, optional
     resume : (S,) bool NumPy, optional
     t_from : (S,) int64 NumPy, optional
     """
 
-    def __init__(self, xp, n_symbols, window, separate_source, rows=None, resume=None,
-                 t_from=None):
-        from .state import NO_RESUME, NO_T_FROM, state_rows
+    def __init__(self, xp, n_symbols, window, separate_source, into=None, at=None,
+                 resume=None, t_from=None):
+        from .state import NO_AT, NO_RESUME, NO_T_FROM, state_rows
 
-        self.member, self.layer2, self.final = rows if rows is not None else \
-            state_rows(xp, n_symbols)
-        self.close_window = xp.full((n_symbols, window), xp.nan)
-        self.source_window = xp.full((n_symbols, window), xp.nan) if separate_source else None
+        if into is None:
+            into = (*state_rows(xp, n_symbols), xp.full((n_symbols, window), xp.nan),
+                    xp.full((n_symbols, window), xp.nan) if separate_source else None)
+        (self.member, self.layer2, self.final, self.close_window,
+         self.source_window) = into
+        self.at = NO_AT if at is None else at
         self.resume = NO_RESUME if resume is None else resume
         self.t_from = NO_T_FROM if t_from is None else t_from
+
+    def _rows(self, start, stop):
+        if not len(self.at):
+            return slice(start, stop)
+        return namespace(self.close_window).asarray(self.at[start:stop])
 
     def keep_window(self, start, stop, close, source):
         """Keep the last bars of a block's (NaN-policy-applied) inputs."""
         width, n = self.close_window.shape[1], close.shape[1]
         take = min(width, n)
         xp = namespace(self.close_window)
-        self.close_window[start:stop, width - take:] = xp.asarray(close[:, n - take:])
+        rows = self._rows(start, stop)
+        self.close_window[rows, width - take:] = xp.asarray(close[:, n - take:])
         if self.source_window is not None:
-            self.source_window[start:stop, width - take:] = xp.asarray(source[:, n - take:])
+            self.source_window[rows, width - take:] = xp.asarray(source[:, n - take:])
 
     def block(self, start, stop):
-        from .state import BlockState
+        from .state import NO_AT, BlockState
 
         def part(a):
             return a[start:stop] if len(a) else a
+        if len(self.at):  # the whole arrays, and where the block's symbols are in them
+            return BlockState(part(self.t_from), part(self.resume), self.member, self.layer2,
+                              self.final, True, self.at[start:stop])
         return BlockState(part(self.t_from), part(self.resume), self.member[start:stop],
-                          self.layer2[start:stop], self.final[start:stop], True)
+                          self.layer2[start:stop], self.final[start:stop], True, NO_AT)
 
 
 def _move_into(dst, arr, to_where):

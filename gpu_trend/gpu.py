@@ -215,7 +215,8 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
                 (a.shape for a in state_rows(np, 1))]
     else:
         t_from, resume, keep = xp.asarray(state.t_from), xp.asarray(state.resume), state.keep
-        rows = [xp.ascontiguousarray(xp.moveaxis(xp.asarray(a), 0, -1))
+        at = xp.asarray(state.at) if len(state.at) else slice(None)
+        rows = [xp.ascontiguousarray(xp.moveaxis(xp.asarray(a)[at], 0, -1))
                 for a in (state.member, state.layer2, state.final)]
     if n_sym and n_bars:
         stream = _launch_stream(xp)
@@ -239,7 +240,7 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
         on_launched()
     if keep:
         for dst, rowsT in zip((state.member, state.layer2, state.final), rows):
-            dst[...] = xp.moveaxis(rowsT, -1, 0)
+            dst[at] = xp.moveaxis(rowsT, -1, 0)
     if out is None:
         return {o.name: xp.ascontiguousarray(o.symbol_major(tm[o.name]))
                 for o in outputs.selected(members)}

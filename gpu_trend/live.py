@@ -75,18 +75,17 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     width = state.window
     n_new = new.close.shape[1]
     counts = (new.positions >= 0).sum(axis=1)
-    has = counts > 0  # a symbol without a close in the update keeps its state
-    rows = {s: i for i, s in enumerate(state.symbols)}
-    names = [n for n, h in zip(new.names, has) if h]
-    take = np.flatnonzero(has)
-    idx = np.array([rows.get(n, -1) for n in names], dtype=np.int64)
+    take = np.flatnonzero(counts > 0)  # a symbol without a close in the update keeps its state
+    names = [new.names[j] for j in take]
+    idx = state.rows_of(names)
     known = idx >= 0
     _check_after_last(state, new, names, take, idx)
-    ext, ext_src, positions = _extended(state, new, take, idx, width)
     counts = counts[take]
     t_from = (n_new - counts + width).astype(np.int64)
-    listed = np.zeros(len(names), dtype=bool)
-    listed[known] = np.asarray(state.bars)[idx[known]] > 0
+    bars_before = np.zeros(len(names), dtype=np.int64)
+    bars_before[known] = np.asarray(state.bars)[idx[known]]
+    listed = bars_before > 0
+    ext, ext_src, positions = _extended(state, new, take, idx, width)
 
     work = Workload(Bars(ext, ext_src, names, new.index, positions, ext.nbytes), cfg, backend,
                     members, on_device)
@@ -94,14 +93,18 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     # default cap on a block is sized for whole histories).
     plan = work.plan(memory_limit, streaming=False, chunk_symbols=max(len(names), 1))
     starts = work.check(plan)
-    bars_before = np.zeros(len(names), dtype=np.int64)
-    bars_before[listed] = np.asarray(state.bars)[idx[listed]]
     starts = np.where(listed, t_from - bars_before, starts).astype(np.int64)
     caught = work.growth_warning(starts, stacklevel=2)
+    # The new state's arrays: the old rows, then room for new symbols; the blocks resume
+    # from the updated symbols' rows and write them back in place.
+    at = np.where(known, idx, len(state.symbols) + np.cumsum(~known) - 1)
     xs = work.state_module()
-    rows_in = _rows_of(state, xs, idx, known)
-    live = StateWork(xs, len(names), width, ext_src is not ext, rows=rows_in, resume=listed,
-                     t_from=t_from)
+    n_fresh = int((~known).sum())
+    into = tuple(None if a is None else _grown(xs, a, n_fresh) for a in
+                 (state.member, state.layer2, state.final, state.close_window,
+                  state.source_window))
+    live = StateWork(xs, len(names), width, ext_src is not ext, into=into, at=at,
+                     resume=listed, t_from=t_from)
     n_ext = ext.shape[1]
     out = outputs.allocate(work.output_module(), len(names), n_ext, members)
     last_tau = np.where(starts < n_ext, n_ext - starts, 0)
@@ -114,9 +117,9 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     result = dataclasses.replace(result, since_before=before)
     bars_after = np.where(listed, bars_before + counts, last_tau).astype(np.int64)
     since = np.stack(result.bars_since_events(), axis=1)
-    return dataclasses.replace(result, state=_next_state(state, names, idx, live, bars_after,
-                                                         result.last_values(), since, new,
-                                                         take))
+    return dataclasses.replace(result, state=_next_state(state, names, at, n_fresh, live,
+                                                         bars_after, result.last_values(),
+                                                         since, new, take))
 
 
 # ------------------------------------------------------------------------------------------
@@ -162,8 +165,10 @@ def _new_bars(state: ATCState, close, source, symbols) -> Bars:
 
 def _listed(state: ATCState, names) -> np.ndarray:
     """Which of `names` the state has seen listed (a close on some bar)."""
-    bars = dict(zip(state.symbols, np.asarray(state.bars)))
-    return np.array([bars.get(n, 0) > 0 for n in names], dtype=bool)
+    idx = state.rows_of(names)
+    listed = np.zeros(len(idx), dtype=bool)
+    listed[idx >= 0] = np.asarray(state.bars)[idx[idx >= 0]] > 0
+    return listed
 
 
 def _next_bar_number(state: ATCState) -> int:
@@ -178,25 +183,26 @@ def _next_bar_number(state: ATCState) -> int:
 
 def _check_after_last(state, new, names, take, idx) -> None:
     """A new bar at or before a symbol's last bar would be counted twice (or out of order)."""
-    rows = new.positions[take]
-    if not len(take):
+    if not len(take) or not len(state.symbols):
         return
+    rows = new.positions[take]
     first_pos = rows[np.arange(len(take)), np.argmax(rows >= 0, axis=1)]
-    has_last = np.array([i >= 0 and state.last_time[i] is not None for i in idx], dtype=bool)
+    last = state.last_times.take(np.maximum(idx, 0))
+    has_last = (idx >= 0) & ~np.asarray(last.isna())
     if not has_last.any():
         return
     first = new.index.take(first_pos[has_last])
-    last = pd.Index([state.last_time[i] for i in idx[has_last]])
     try:
-        stale = ~np.asarray(first > last, dtype=bool)
+        stale = ~np.asarray(first > last[has_last], dtype=bool)
     except TypeError:
         raise ATCInputError(f"the new bars' times ({first.dtype}) cannot be compared with the "
                             f"state's last times ({last.dtype})") from None
     if stale.any():
         j = int(np.flatnonzero(stale)[0])
-        name = np.asarray(names, dtype=object)[has_last][j]
+        k = int(np.flatnonzero(has_last)[j])
+        name = names[k]
         raise ATCInputError(f"symbol {name!r}: new bar at {first[j]} is not after its last "
-                            f"bar {last[j]} in the state", symbol=name)
+                            f"bar {state.last_time[idx[k]]} in the state", symbol=name)
 
 
 def _extended(state, new, take, idx, width):
@@ -206,16 +212,20 @@ def _extended(state, new, take, idx, width):
     n_new = new.close.shape[1]
     counts = (new.positions[take] >= 0).sum(axis=1)
     known = idx >= 0
+    rows = xp.asarray(np.flatnonzero(known))
     # Window column c of symbol j goes to column n_new − counts[j] + c: right before its bars.
-    cols = (n_new - counts)[:, None] + np.arange(width)[None, :]
-    rows = np.arange(len(take))[:, None]
+    shift = (n_new - counts)[known]
 
     def build(values, window):
         ext = xp.full((len(take), width + n_new), xp.nan)
-        ext[:, width:] = values[take]
+        ext[:, width:] = values[xp.asarray(take)]
         if known.any():
-            win = xp.asarray(to_host(window)[idx[known]])
-            ext[rows[known], cols[known]] = win
+            win = xp.asarray(window)[xp.asarray(idx[known])]
+            if not shift.any():  # every symbol has a bar in the update's first column
+                ext[rows, :width] = win
+            else:
+                cols = xp.asarray(shift[:, None] + np.arange(width)[None, :])
+                ext[rows[:, None], cols] = win
         return ext
 
     ext = build(new.close, state.close_window)
@@ -225,18 +235,11 @@ def _extended(state, new, take, idx, width):
     return ext, ext_src, positions
 
 
-def _rows_of(state, xs, idx, known):
-    """The updated symbols' state rows, gathered into the backend's memory (new symbols: 0)."""
-    out = []
-    for rows in (state.member, state.layer2, state.final):
-        if not known.any():  # e.g. an empty state: nothing to gather
-            out.append(xs.zeros((len(idx),) + rows.shape[1:]))
-            continue
-        part = xs.asarray(rows)[xs.asarray(np.maximum(idx, 0))]
-        if not known.all():
-            part[xs.asarray(~known)] = 0.0
-        out.append(part)
-    return tuple(out)
+def _grown(xp, rows, n_more):
+    """`rows` copied into `xp` memory, with `n_more` uninitialised rows after them."""
+    out = xp.empty((rows.shape[0] + n_more,) + rows.shape[1:], dtype=rows.dtype)
+    out[:rows.shape[0]] = xp.asarray(rows)
+    return out
 
 
 def _new_bar_result(work, out, width, n_new, counts, starts, caught):
@@ -258,36 +261,27 @@ def _new_bar_result(work, out, width, n_new, counts, starts, caught):
         first_full_bar=first_full.astype(np.int64), positions=work.positions[:, width:])
 
 
-def _next_state(state, names, idx, live, bars_after, last, since, new, take) -> ATCState:
-    """The state after the update: updated rows replaced, new symbols appended."""
-    xs = namespace(live.member)
-    known = idx >= 0
-    fresh = ~known
-    n_old = len(state.symbols)
-    order = np.where(known, idx, n_old + np.cumsum(fresh) - 1)
-
-    def merged(old, part, xp=xs):
-        if old is None:
-            return None
-        grown = xp.concatenate([xp.asarray(old), part[xp.asarray(fresh)]])
-        grown[xp.asarray(order)] = part
+def _next_state(state, names, at, n_fresh, live, bars_after, last, since, new,
+                take) -> ATCState:
+    """The state after the update: `live`'s arrays (the updated rows written in place), the
+    per-symbol bookkeeping merged the same way (updated rows replaced, new symbols after)."""
+    def merged(old, part):
+        grown = _grown(np, np.asarray(old), n_fresh)
+        grown[at] = part
         return grown
 
     times = calendars.last_times(new.index, new.positions[take], len(take))
-    last_time = list(state.last_time) + [None] * int(fresh.sum())
-    bars = np.concatenate([np.asarray(state.bars), np.zeros(int(fresh.sum()), np.int64)])
-    for j, k in enumerate(order):
+    last_time = list(state.last_time) + [None] * n_fresh
+    for j, k in enumerate(at.tolist()):
         last_time[k] = times[j]
-        bars[k] = bars_after[j]
     clock = new.index[-1] if len(new.index) else None
     if state.clock is not None and (clock is None or not clock > state.clock):
         clock = state.clock
-    return ATCState(state.config, list(state.symbols) + [n for n, f in zip(names, fresh) if f],
-                    last_time, bars, merged(state.close_window, live.close_window),
-                    merged(state.source_window, live.source_window),
-                    merged(state.member, live.member), merged(state.layer2, live.layer2),
-                    merged(state.final, live.final), merged(state.last, last, np),
-                    merged(state.since, since, np), clock)
+    fresh = [names[j] for j in np.flatnonzero(at >= len(state.symbols))]
+    return ATCState(state.config, list(state.symbols) + fresh, last_time,
+                    merged(state.bars, bars_after), live.close_window, live.source_window,
+                    live.member, live.layer2, live.final, merged(state.last, last),
+                    merged(state.since, since), clock)
 
 
 def iter_time_slices(close, config=None, *, bars: int, source=None, backend="auto",

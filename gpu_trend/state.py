@@ -11,6 +11,7 @@ closes and sources and the bar counter τ, that is all a new bar needs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,13 @@ class BlockState(NamedTuple):
         to its new bars when it resumes (empty: 0 for all).
     resume : (S,) bool
         Symbols that continue from their rows (empty: none).
-    member, layer2, final : arrays (S, 54, 11), (S, 6, 3), (S, 3) float64
+    member, layer2, final : arrays (R, 54, 11), (R, 6, 3), (R, 3) float64
         The rows, read where ``resume`` and written back when ``keep``
         (placeholders of one row when neither).
     keep : bool
+    at : (S,) int64
+        The row of each symbol in `member`, `layer2` and `final` (empty: row s, R = S):
+        an update reads and writes the new state's arrays in place.
     """
 
     t_from: np.ndarray
@@ -48,6 +52,7 @@ class BlockState(NamedTuple):
     layer2: np.ndarray
     final: np.ndarray
     keep: bool
+    at: np.ndarray
 
 
 def state_rows(xp, n_symbols: int) -> tuple:
@@ -57,9 +62,10 @@ def state_rows(xp, n_symbols: int) -> tuple:
             xp.empty((n_symbols, FINAL_STATE)))
 
 
-#: No symbol resumes, and all start at column 0.
+#: No symbol resumes, all start at column 0, and symbol s has row s.
 NO_RESUME = np.empty(0, dtype=np.bool_)
 NO_T_FROM = np.empty(0, dtype=np.int64)
+NO_AT = NO_T_FROM
 
 #: Bytes of one symbol's state rows.
 STATE_BYTES = 8 * (N_SIGNALS * MEMBER_STATE + N_FAMILIES * LAYER2_STATE + FINAL_STATE)
@@ -120,6 +126,19 @@ class ATCState:
     @property
     def window(self) -> int:
         return self.close_window.shape[1]
+
+    def rows_of(self, symbols) -> np.ndarray:
+        """Each of `symbols`' row in this state, −1 for a symbol it does not know."""
+        return self._symbol_index.get_indexer(pd.Index(symbols, dtype=object))
+
+    @functools.cached_property
+    def _symbol_index(self) -> pd.Index:
+        return pd.Index(self.symbols, dtype=object)
+
+    @functools.cached_property
+    def last_times(self) -> pd.Index:
+        """``last_time`` as an Index (NaN / NaT for symbols without a bar), for comparisons."""
+        return pd.Index([np.nan if t is None else t for t in self.last_time])
 
     @classmethod
     def empty(cls, config: ATCConfig, *, window: int | None = None,
