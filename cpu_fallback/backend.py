@@ -125,10 +125,10 @@ def _mul(a, b):
     return a * b
 
 
-cores = build_cores(numba.njit(cache=True, _nrt=False), _mul)
+cores = build_cores(numba.njit(cache=True), _mul)
 
 
-@numba.njit(cache=True, _nrt=False)
+@numba.njit(cache=True)
 def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
                 xout, sout, mst, lst, resume, keep):
     """One symbol × one family: the shared window pass, nine members, Layer 2."""
@@ -143,7 +143,7 @@ def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, 
 
 @numba.njit(parallel=True, cache=True)
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
-            meq, mst, lst, fst, resume, keep, at):
+            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst):
     """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
     ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
@@ -153,6 +153,8 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     (S, 6, 3) and ``fst`` (S, 3) are the state rows (:mod:`gpu_trend.state`),
     read where ``resume[s]`` (``resume`` may be empty: no symbol resumes) and
     written back with ``keep``; symbol s has row ``at[s]`` (``at`` may be empty: row s).
+    ``pmst``, ``plst``, ``pfst``: rows a resumed symbol is copied from (same row) before it
+    starts, or empty: its rows are read where they are.
     """
     n_sym, n_bars = close.shape
     lens = p.lengths
@@ -168,6 +170,10 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
         k = at[s] if at.shape[0] == n_sym else np.int64(s)
         res = resume[s] if resume.shape[0] == n_sym else False
         tf = t_from[s] if t_from.shape[0] == n_sym else 0
+        if res and pmst.shape[0]:
+            mst[k] = pmst[k]
+            lst[k] = plst[k]
+            fst[k] = pfst[k]
         tid = numba.get_thread_id()
         r = r_all[tid]
         wbuf = wbuf_all[tid]
@@ -265,7 +271,7 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
         run_cpu(source, close, starts, st.t_from, params, out["family_signals"],
                 out["family_equities"], out["average_signal"], out["direction"], out["long_events"],
                 out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
-                st.resume, st.keep, st.at)
+                st.resume, st.keep, st.at, *(st.prior or state_rows(np, 0)))
     if on_launched is not None:
         on_launched()
     return out

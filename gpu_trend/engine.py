@@ -352,16 +352,18 @@ class StateWork:
     n_symbols, window : int
     separate_source : bool
     into : tuple of arrays, optional
-        (member, layer2, final, close_window, source_window) to resume from and
-        write into, the call's symbol i at row ``at[i]`` (an update writes the
-        new state's arrays in place); fresh arrays of `n_symbols` rows when None.
+        (member, layer2, final, close_window, source_window) to write into, the
+        call's symbol i at row ``at[i]`` (an update writes the new state's arrays
+        in place); fresh arrays of `n_symbols` rows when None.
+    prior : tuple of arrays, optional
+        (member, layer2, final) to resume from, at the same rows (default: `into`'s).
     at : (S,) int64 NumPy, optional
     resume : (S,) bool NumPy, optional
     t_from : (S,) int64 NumPy, optional
     """
 
-    def __init__(self, xp, n_symbols, window, separate_source, into=None, at=None,
-                 resume=None, t_from=None):
+    def __init__(self, xp, n_symbols, window, separate_source, into=None, prior=None,
+                 at=None, resume=None, t_from=None):
         from .state import NO_AT, NO_RESUME, NO_T_FROM, state_rows
 
         if into is None:
@@ -369,6 +371,7 @@ class StateWork:
                     xp.full((n_symbols, window), xp.nan) if separate_source else None)
         (self.member, self.layer2, self.final, self.close_window,
          self.source_window) = into
+        self.prior = prior
         self.at = NO_AT if at is None else at
         self.resume = NO_RESUME if resume is None else resume
         self.t_from = NO_T_FROM if t_from is None else t_from
@@ -395,7 +398,7 @@ class StateWork:
             return a[start:stop] if len(a) else a
         if len(self.at):  # the whole arrays, and where the block's symbols are in them
             return BlockState(part(self.t_from), part(self.resume), self.member, self.layer2,
-                              self.final, True, self.at[start:stop])
+                              self.final, True, self.at[start:stop], self.prior)
         return BlockState(part(self.t_from), part(self.resume), self.member[start:stop],
                           self.layer2[start:stop], self.final[start:stop], True, NO_AT)
 

@@ -217,7 +217,7 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
         t_from, resume, keep = xp.asarray(state.t_from), xp.asarray(state.resume), state.keep
         at = xp.asarray(state.at) if len(state.at) else slice(None)
         rows = [xp.ascontiguousarray(xp.moveaxis(xp.asarray(a)[at], 0, -1))
-                for a in (state.member, state.layer2, state.final)]
+                for a in (state.prior or (state.member, state.layer2, state.final))]
     if n_sym and n_bars:
         stream = _launch_stream(xp)
         arg = functools.partial(_kernel_arg, xp)

@@ -95,15 +95,20 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     starts = work.check(plan)
     starts = np.where(listed, t_from - bars_before, starts).astype(np.int64)
     caught = work.growth_warning(starts, stacklevel=2)
-    # The new state's arrays: the old rows, then room for new symbols; the blocks resume
-    # from the updated symbols' rows and write them back in place.
-    at = np.where(known, idx, len(state.symbols) + np.cumsum(~known) - 1)
+    # The new state's arrays: the old symbols' rows, then the new symbols'. The blocks read
+    # each updated symbol's old rows and write its new ones in place; only the rows of the
+    # symbols the update leaves alone are copied here.
+    n_old = len(state.symbols)
+    at = np.where(known, idx, n_old + np.cumsum(~known) - 1)
     xs = work.state_module()
     n_fresh = int((~known).sum())
-    into = tuple(None if a is None else _grown(xs, a, n_fresh) for a in
-                 (state.member, state.layer2, state.final, state.close_window,
-                  state.source_window))
-    live = StateWork(xs, len(names), width, ext_src is not ext, into=into, at=at,
+    alone = np.ones(n_old, dtype=bool)
+    alone[idx[known]] = False
+    prior = tuple(xs.asarray(a) for a in (state.member, state.layer2, state.final))
+    into = tuple(_grown(xs, a, n_fresh, alone) for a in prior) + tuple(
+        None if a is None else _grown(xs, a, n_fresh) for a in
+        (state.close_window, state.source_window))
+    live = StateWork(xs, len(names), width, ext_src is not ext, into=into, prior=prior, at=at,
                      resume=listed, t_from=t_from)
     n_ext = ext.shape[1]
     out = outputs.allocate(work.output_module(), len(names), n_ext, members)
@@ -235,10 +240,15 @@ def _extended(state, new, take, idx, width):
     return ext, ext_src, positions
 
 
-def _grown(xp, rows, n_more):
-    """`rows` copied into `xp` memory, with `n_more` uninitialised rows after them."""
+def _grown(xp, rows, n_more, copy=None):
+    """`rows` copied into `xp` memory (only the rows where `copy`, if given; the others left
+    uninitialised), with `n_more` uninitialised rows after them."""
     out = xp.empty((rows.shape[0] + n_more,) + rows.shape[1:], dtype=rows.dtype)
-    out[:rows.shape[0]] = xp.asarray(rows)
+    if copy is None:
+        out[:rows.shape[0]] = xp.asarray(rows)
+    elif copy.any():
+        where = xp.asarray(np.flatnonzero(copy))
+        out[where] = xp.asarray(rows)[where]
     return out
 
 

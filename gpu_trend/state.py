@@ -43,7 +43,11 @@ class BlockState(NamedTuple):
     keep : bool
     at : (S,) int64
         The row of each symbol in `member`, `layer2` and `final` (empty: row s, R = S):
-        an update reads and writes the new state's arrays in place.
+        an update writes the new state's arrays in place.
+    prior : tuple of arrays, optional
+        (member, layer2, final) rows a resumed symbol is read from, at the same row
+        (None: from `member`, `layer2` and `final` themselves): an update reads the old
+        state, so that its rows are copied once, by the kernel that reads them anyway.
     """
 
     t_from: np.ndarray
@@ -53,6 +57,7 @@ class BlockState(NamedTuple):
     final: np.ndarray
     keep: bool
     at: np.ndarray
+    prior: tuple | None = None
 
 
 def state_rows(xp, n_symbols: int) -> tuple:
