@@ -15,6 +15,7 @@ from .io import DataError, Universe, read_universe
 from .plotting import plot
 from .scanner import ScanResult, scan
 from .live import iter_time_slices, update_atc
+from .sweep import SweepResult, sweep
 from .state import ATCState
 
 __all__ = [
@@ -22,5 +23,5 @@ __all__ = [
     "BackendUnavailableError", "compute_atc", "gpu_available", "member_names",
     "resolve_backend", "use_backend", "iter_atc", "set_memory_limit", "MemoryBudgetError",
     "demo", "io", "DataError", "Universe", "read_universe", "plot", "ScanResult", "scan",
-    "update_atc", "iter_time_slices", "ATCState",
+    "update_atc", "iter_time_slices", "ATCState", "sweep", "SweepResult",
 ]

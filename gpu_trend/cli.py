@@ -6,6 +6,8 @@ Commands::
                         [--top N] [--out results.csv|.parquet|.json] ...
     gpu-trend plot PATH SYMBOL [--out chart.png] [--last N]
     gpu-trend demo [--symbols 500] [--bars 1500] [--seed 0] [--top 10]
+    gpu-trend sweep PATH [--lengths 14,21,28] [--robustness Narrow,Medium] [--la 0,0.02] ...
+                         [--cost C] [--out summary.csv]   (see gpu-trend sweep --help)
     gpu-trend bench [--symbols N] [--backend cpu|gpu] [--scan] ...   (see gpu-trend bench --help)
     gpu-trend --version
 
@@ -301,6 +303,106 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .files import write_table
+    from .io import read_universe
+    from .sweep import sweep
+
+    t0 = time.perf_counter()
+    path = Path(args.path)
+    if not path.exists():
+        raise _CLIError(f"no such file or directory: {path}")
+    for out in (args.out, args.per_symbol):
+        if out is not None:
+            _check_out_path(out, tuple(TABLE_SUFFIXES))
+    grid = _sweep_grid(args)
+    uni = read_universe(path, **_read_options(args))
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        res = sweep(uni, grid, backend=args.backend, memory_limit=args.memory_limit,
+                    progress=_progress(args))
+    for message in res.warnings:
+        print(f"{PROG}: warning: {_cli_syntax(message)}", file=sys.stderr)
+    table = res.summary(args.cost, by="config")
+    for name in ("lengths", "weights"):  # as the options take them: 14, or 14/14/20/14/14/14
+        if name in table:
+            table[name] = [f"{v[0]:g}" if len(set(v)) == 1 else "/".join(f"{x:g}" for x in v)
+                           for v in table[name]]
+    if args.out is not None:
+        write_table(table, args.out, index=True)
+    if args.per_symbol is not None:
+        write_table(res.summary(args.cost, by="symbol"), args.per_symbol, index=True)
+    if not args.quiet:
+        import pandas as pd
+
+        best = table.sort_values(args.sort_by, ascending=args.sort_by in _LOWER_IS_BETTER)
+        with pd.option_context("display.width", 200, "display.max_columns", None):
+            print(f"{res.n_configs} configurations × {len(res.symbols)} symbols "
+                  f"({res.backend}); best {min(args.show, len(best))} by {args.sort_by}:")
+            print(best.head(args.show).to_string(float_format=lambda v: f"{v:.4g}"))
+        if args.out is not None:
+            print(f"\nwrote {len(table)} rows to {args.out}")
+        if args.per_symbol is not None:
+            print(f"wrote {len(table) * len(res.symbols)} rows to {args.per_symbol}")
+        print(f"wall time {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+#: Summary columns where a smaller value is the better configuration.
+_LOWER_IS_BETTER = ("max_drawdown", "worst_drawdown")
+
+
+def _grid_values(text: str, option: str, kind: type, per_family: bool = False) -> list:
+    """The comma-separated values of a sweep option; with ``per_family`` an item is one
+    value for all six families or six joined by "/"."""
+    values = []
+    for item in text.split(","):
+        parts = item.strip().split("/")
+        try:
+            got = [kind(v.strip()) for v in parts]
+        except ValueError:
+            what = {int: "an integer", float: "a number"}.get(kind, "true or false")
+            raise _CLIError(f"{option}: {item.strip()!r} is not {what}") from None
+        if per_family and len(got) not in (1, 6):
+            raise _CLIError(f"{option}: {item.strip()!r} must be one value or six joined by "
+                            f"'/' (EMA/HMA/WMA/DEMA/LSMA/KAMA)")
+        if not per_family and len(got) != 1:
+            raise _CLIError(f"{option}: {item.strip()!r} is not one value")
+        values.append(tuple(got) if len(got) == 6 else got[0])
+    return values
+
+
+def _flag(text: str) -> bool:
+    words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+    if text.lower() not in words:
+        raise ValueError(text)
+    return words[text.lower()]
+
+
+#: Sweep options: (option, ATCConfig field, value type, one value per family allowed).
+_SWEEP_FIELDS = (("--lengths", "lengths", int, True), ("--robustness", "robustness", str, False),
+                 ("--la", "la", float, False), ("--de", "de", float, False),
+                 ("--cutout", "cutout", int, False), ("--weights", "weights", float, True),
+                 ("--long-threshold", "long_threshold", float, False),
+                 ("--short-threshold", "short_threshold", float, False),
+                 ("--tie-rtol", "tie_rtol", float, False),
+                 ("--direction-source", "direction_source", str, False),
+                 ("--strategy-view", "strategy_view", _flag, False))
+
+
+def _sweep_grid(args: argparse.Namespace) -> dict:
+    grid: dict[str, Any] = {}
+    for option, name, kind, per_family in _SWEEP_FIELDS:
+        text = getattr(args, name)
+        if text is not None:
+            grid[name] = _grid_values(text, option, kind, per_family)
+    if args.nan_policy is not None:
+        grid["nan_policy"] = [args.nan_policy]
+    return grid
+
+
 def _check_out_path(path: str, suffixes: tuple[str, ...]) -> None:
     """Refuse an output that could not be written before any work is done."""
     if not path.lower().endswith(suffixes):
@@ -329,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_parser(sub)
     _add_plot_parser(sub)
     _add_demo_parser(sub)
+    _add_sweep_parser(sub)
     # Listed for --help only: main() hands everything after "bench" to gpu_trend.bench.main,
     # which has its own options and --help.
     sub.add_parser("bench", help="time the engine, or the whole scan (see bench --help)")
@@ -409,6 +512,45 @@ def _add_demo_parser(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_config_options(p)
     p.set_defaults(func=_cmd_demo)
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="evaluate a grid of parameters (calibration)",
+                       description="Compute ATC for every configuration of a grid (the "
+                                   "Cartesian product of the values given) on the data in "
+                                   "PATH, backtest the strategy that follows each "
+                                   "configuration's direction and print the best. Values "
+                                   "are comma-separated; for --lengths and --weights an "
+                                   "item is one value for all six families or six joined "
+                                   "by '/'.")
+    p.add_argument("path", metavar="PATH")
+    _add_read_options(p)
+    p.add_argument("--backend", **_BACKEND)
+    g = p.add_argument_group("the grid (TradingView dialog units; unset fields keep their "
+                             "defaults)")
+    for option, name, _kind, per_family in _SWEEP_FIELDS:
+        g.add_argument(option, dest=name, metavar="V,V,..",
+                       help="e.g. 14,21,28 or 14/14/20/14/14/14,28" if per_family else None)
+    g.add_argument("--nan-policy", choices=NAN_POLICIES,
+                   help="NaN close inside a history (default raise)")
+    o = p.add_argument_group("summary")
+    o.add_argument("--cost", type=float, default=0.0,
+                   help="fraction of equity paid per unit of position traded (default 0)")
+    o.add_argument("--out", metavar="FILE",
+                   help="write the per-configuration summary (.csv, .parquet or .json)")
+    o.add_argument("--per-symbol", metavar="FILE",
+                   help="write the per-(configuration, symbol) summary")
+    o.add_argument("--sort-by", default="total_return",
+                   choices=("total_return", "annualised_return", "max_drawdown",
+                            "worst_drawdown", "positive", "trades", "time_in_market"),
+                   help="rank the printed configurations (default total_return)")
+    o.add_argument("--show", type=int, default=10, metavar="N",
+                   help="configurations to print (default 10)")
+    o.add_argument("--quiet", action="store_true", help="print nothing on success")
+    o.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--memory-limit", type=_memory_limit, metavar="SIZE",
+                   help="bound the compute's working memory: bytes, or e.g. 4GiB, 512MB, 50%%")
+    p.set_defaults(func=_cmd_sweep)
 
 
 def _one_line(exc: BaseException) -> str:

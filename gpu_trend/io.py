@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import checks
+from . import checks, display
 from .arrays import is_cudf
 from .calendars import span_mask
 from .files import TABLE_SUFFIXES, table_kind, write_table
@@ -199,6 +199,9 @@ class Universe:
             f"Universe({self.n_symbols} symbols × {self.n_bars} bars{span}"
             f"{', ' + '/'.join(extra) if extra else ''}, {len(self.rejected)} rejected{ignored})"
         )
+
+    def _repr_html_(self) -> str:
+        return display.universe_html(self)
 
     def bar_mask(self) -> np.ndarray:
         """Which cells are bars of their symbol.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import calendars
+from . import calendars, display, labelled
 from .arrays import namespace, to_host
 from .config import FAMILIES, N_FAMILIES, ATCConfig, member_names
 from .outputs import OUTPUTS
@@ -107,6 +107,12 @@ class ATCResult:
     warnings: tuple = field(default_factory=tuple)
     state: object = None
     since_before: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return display.atc_result_repr(self)
+
+    def _repr_html_(self) -> str:
+        return display.atc_result_html(self)
 
     @property
     def n_symbols(self) -> int:
@@ -220,3 +226,22 @@ class ATCResult:
         except ImportError as exc:
             raise ImportError("to_cudf() needs cuDF: install gpu-trend[cudf]") from exc
         return cudf.from_pandas(self.to_pandas())
+
+    def to_xarray(self):
+        """The outputs as an ``xarray.Dataset`` (needs the ``xarray`` extra).
+
+        Dimensions ``symbol``, ``family``, ``member`` (with ``members=True``) and
+        ``time``; one variable per output, each this result's array itself (no
+        copy: CuPy arrays stay on the device). The ``time`` axis is the arrays'
+        bar axis, each symbol's bars packed to the right: where bar t of every
+        symbol is the same time (a shared calendar, later listings included) it
+        is labelled with those times; otherwise the 2-D coordinate ``bar_time``
+        (symbol, time) holds each symbol's own times (:meth:`times`), NaT before
+        its first bar. Attributes ``backend`` and ``config``.
+
+        Raises
+        ------
+        ImportError
+            Without xarray, naming the extra to install.
+        """
+        return labelled.to_xarray(self)

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from . import calendars, checks
+from . import calendars, checks, display
 from .backend import resolve_backend
 from .config import FAMILIES, ATCConfig
 from .engine import ATCInputError, as_config, iter_atc
@@ -136,6 +136,9 @@ class ScanResult:
                 f"{len(self.skipped)} skipped, {self.elapsed.get('total', 0.0):.2f} s on "
                 f"{self.backend})")
 
+    def _repr_html_(self) -> str:
+        return display.scan_result_html(self)
+
     def to_file(self, path: str | os.PathLike, *, which: str = "table") -> Path:
         """Write the ranked table to ``.csv``, ``.parquet`` or ``.json``, atomically.
 
@@ -225,15 +228,7 @@ def _format_view(view: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------------------------
 # the scan
 # --------------------------------------------------------------------------------------------
-def _show_progress(progress: bool | None) -> bool:
-    if progress is False:
-        return False
-    if progress is True:
-        return True
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+_show_progress = display.show_progress
 
 
 @dataclass
@@ -594,7 +589,8 @@ def scan(
         Memory the compute may use at once, in bytes or as ``"4GiB"`` / ``"50%"``; sets the
         chunk size and is passed on to the engine.
     progress : bool, optional
-        Show a tqdm progress bar.  Default: only when stderr is a terminal.  False: never.
+        Show a progress bar (``tqdm.auto``: a widget in a notebook).  Default: in a Jupyter
+        notebook or when stderr is a terminal, never in a script or pipe.  False: never.
     chunk_symbols : int, optional
         Symbols per chunk (overrides the size derived from `memory_limit`; for a warm scan,
         symbols per :func:`~gpu_trend.update_atc` call, default :data:`WARM_CHUNK`).

@@ -1,0 +1,347 @@
+"""The shared work of a parameter sweep: which stage results its configurations have in common.
+
+The ATC of one configuration is a chain of stages (spec sections 3–7), each depending on
+fewer parameters than the next:
+
+======================  ==================================================  ==============
+stage                   depends on                                          kept as
+======================  ==================================================  ==============
+returns r_t             close, λ, cutout (the growth row)                   ``growth``
+MA and signal q         source, close, family, member length, tie rule      a *q key*
+Layer-1 equity E        q, r, decay, cutout                                 a member slot
+Layer 2 (X_k, S_k)      nine members' q and E, the family's weight          a *family set*
+Average, direction      six families' X and S, thresholds, direction        a configuration
+                        source, strategy view
+======================  ==================================================  ==============
+
+:func:`build_plan` gives every distinct key of every stage one row, and the index arrays
+that tie each row to the rows it reads, so that a backend computes each distinct MA once
+per symbol, however many configurations use it. An *equity key* is a distinct (q key, growth
+row, cutout, decay). A *member set* is the nine members of one family with one (tie rule,
+λ, decay, cutout): ``Cores.layer2_core`` reads its nine q and E rows side by side, as
+*slots*. The CPU computes each equity key once and copies a set's rows into place
+(:mod:`cpu_fallback.sweep`); the GPU computes q and E straight into the slots, the first
+slot that needs a q key (its *primary* slot) from ``Cores.member_core`` and every other one
+from the stored q (:mod:`gpu_trend.gpu_sweep`, :mod:`gpu_trend.sweep_cores`).
+
+A *family set* is one configuration's six (member set, weight) pairs: configurations that
+differ only in thresholds, direction source or strategy view share it, and with it their
+Layer-2 outputs.
+
+Window families (SMA, WMA, LSMA, KAMA's noise) get their window sums on the CPU from
+``Cores.window_rows``, nine lengths per backward pass: the plan sorts the q keys of each
+family by length and cuts them into *batches* of at most nine distinct lengths.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .config import ATCConfig
+from .cores import DEMA, EMA, N_FAMILIES, N_MEMBERS
+from .memory import F8
+
+#: Bytes one symbol's outputs of one configuration take per bar: Average_Signal and
+#: direction (float64), two event flags (bool).
+FINAL_BYTES_PER_BAR = 2 * F8 + 2
+#: ... and of one family set: six X_k and six S_k (float64).
+FAMILY_BYTES_PER_BAR = 2 * N_FAMILIES * F8
+#: One member slot per bar: q (int8) and E (float64).
+SLOT_BYTES_PER_BAR = 1 + F8
+
+
+class SweepPlan(NamedTuple):
+    """The stage rows of a group of configurations, and how they read each other.
+
+    Attributes
+    ----------
+    growth : (Kg, T) float64
+        One growth row (``KernelParams.growth``) per distinct (λ, cutout).
+    b_fam : (B,) int64
+        Family of each batch of q keys.
+    b_lens : (B, 9) int64
+        A window family's batch: the lengths of its backward pass (repeated to nine).
+    b_lo : (B + 1,) int64
+        Batch b holds q keys ``b_lo[b]:b_lo[b + 1]``.
+    q_fam, q_len : (Kq,) int64
+    q_tie : (Kq,) float64
+    q_row : (Kq,) int64
+        Row of the key's length in its batch's window pass.
+    q_set, q_member : (Kq,) int64
+        The key's primary slot: (member set, member).
+    set_q : (G, 9) int64
+        The q key of every slot.
+    set_e : (G, 9) int64
+        The equity key of every slot: a distinct (q key, growth row, cutout, decay).
+    e_q, e_g, e_cut : (Ke,) int64
+    e_d : (Ke,) float64
+        What each equity key is of (the CPU computes each once per symbol).
+    set_g : (G,) int64
+        The member set's growth row.
+    set_cut : (G,) int64
+    set_d : (G,) float64
+    set_lo : (G + 1,) int64
+        Member set g is read by the family-set families ``set_lo[g]:set_lo[g + 1]`` of
+        ``use_f`` / ``use_fam`` (the CPU runs them while the set's rows are in cache).
+    use_f, use_fam : (6 F,) int64
+    f_set : (F, 6) int64
+        Member set of each family of a family set.
+    f_w : (F, 6) float64
+        Weights of a family set.
+    p_f : (P,) int64
+        Family set of each configuration.
+    p_long, p_short : (P,) float64
+    p_dsrc : (P,) int64
+    p_shift : (P,) bool
+    """
+
+    growth: np.ndarray
+    b_fam: np.ndarray
+    b_lens: np.ndarray
+    b_lo: np.ndarray
+    q_fam: np.ndarray
+    q_len: np.ndarray
+    q_tie: np.ndarray
+    q_row: np.ndarray
+    q_set: np.ndarray
+    q_member: np.ndarray
+    set_q: np.ndarray
+    set_e: np.ndarray
+    e_q: np.ndarray
+    e_g: np.ndarray
+    e_cut: np.ndarray
+    e_d: np.ndarray
+    set_g: np.ndarray
+    set_cut: np.ndarray
+    set_d: np.ndarray
+    set_lo: np.ndarray
+    use_f: np.ndarray
+    use_fam: np.ndarray
+    f_set: np.ndarray
+    f_w: np.ndarray
+    p_f: np.ndarray
+    p_long: np.ndarray
+    p_short: np.ndarray
+    p_dsrc: np.ndarray
+    p_shift: np.ndarray
+
+    @property
+    def counts(self) -> dict:
+        """Rows of each stage: what one symbol's work is made of."""
+        return {"growth": len(self.growth), "q_keys": len(self.q_len),
+                "equity_keys": len(self.e_q), "member_sets": len(self.set_q),
+                "family_sets": len(self.f_set), "configs": len(self.p_f)}
+
+
+class BlockRows(NamedTuple):
+    """Where one block's results go in a sweep's outputs.
+
+    Attributes
+    ----------
+    s0 : int
+        Its first symbol.
+    f0 : int
+        Row of its plan's first family set (family outputs are (F, S, 6, T)).
+    p_row : (P,) int64
+        Row of each of its plan's configurations (configuration outputs are (P, S, T)).
+    """
+
+    s0: int
+    f0: int
+    p_row: np.ndarray
+
+
+class _Keys:
+    """Distinct keys in order of first appearance, each with its row number."""
+
+    def __init__(self):
+        self.rows: dict = {}
+
+    def __call__(self, key) -> int:
+        return self.rows.setdefault(key, len(self.rows))
+
+    def __len__(self):
+        return len(self.rows)
+
+
+def _stage_keys(cfg: ATCConfig):
+    """(growth key, six member-set keys) of one configuration."""
+    g_key = (cfg.la, cfg.cutout)
+    lens = cfg.member_lengths()
+    sets = [(f, tuple(int(x) for x in lens[f]), cfg.tie_rtol, g_key, cfg.de)
+            for f in range(N_FAMILIES)]
+    return g_key, sets
+
+
+class _Sizes:
+    """The distinct keys of each stage of a growing group of configurations."""
+
+    def __init__(self):
+        self.keys = {"growth": set(), "q_keys": set(), "equity_keys": set(),
+                     "member_sets": set(), "family_sets": set()}
+        self.configs = 0
+
+    @staticmethod
+    def _of(cfg: ATCConfig) -> dict:
+        g_key, sets = _stage_keys(cfg)
+        return {"growth": {g_key}, "member_sets": set(sets),
+                "q_keys": {(m[0], length, m[2]) for m in sets for length in m[1]},
+                "equity_keys": {(m[0], length, m[2], m[3], m[4]) for m in sets
+                                for length in m[1]},
+                "family_sets": {tuple(sets) + (cfg.weights,)}}
+
+    def with_(self, cfg: ATCConfig) -> tuple:
+        """(sizes, keys) of the group with ``cfg`` added; ``commit(keys)`` adds it."""
+        new = self._of(cfg)
+        sizes = {k: len(self.keys[k] | new[k]) for k in self.keys}
+        sizes["configs"] = self.configs + 1
+        return sizes, new
+
+    def commit(self, new: dict) -> None:
+        for k, v in new.items():
+            self.keys[k] |= v
+        self.configs += 1
+
+
+def plan_sizes(configs) -> dict:
+    """:attr:`SweepPlan.counts` of ``configs`` without building the arrays."""
+    acc = _Sizes()
+    sizes = {k: 0 for k in ("growth", "q_keys", "equity_keys", "member_sets", "family_sets",
+                            "configs")}
+    for cfg in configs:
+        sizes, new = acc.with_(cfg)
+        acc.commit(new)
+    return sizes
+
+
+def build_plan(configs, n_bars: int) -> SweepPlan:
+    """The :class:`SweepPlan` of ``configs`` (ATCConfig, one nan_policy) on ``n_bars`` bars."""
+    growth_keys, set_keys, fam_keys = _Keys(), _Keys(), _Keys()
+    growth_rows, set_rows, f_rows, p_rows = [], [], [], []
+    for cfg in configs:
+        kp = cfg.kernel_params(n_bars)  # the very values compute_atc runs on
+        g_key, sets = _stage_keys(cfg)
+        g = growth_keys(g_key)
+        if g == len(growth_rows):
+            growth_rows.append(kp.growth)
+        ids = []
+        for key in sets:
+            k = set_keys(key)
+            if k == len(set_rows):
+                set_rows.append((key[0], key[1], kp.tie_rtol, g, kp.cutout, kp.decay))
+            ids.append(k)
+        f = fam_keys((tuple(ids), tuple(kp.weights)))
+        if f == len(f_rows):
+            f_rows.append((ids, kp.weights))
+        p_rows.append((f, kp.long_threshold, kp.short_threshold, kp.direction_source,
+                       kp.strategy_view))
+
+    # q keys sorted by (family, length, tie): a window family's keys come in length order,
+    # cut into batches of at most nine distinct lengths (one backward pass each).
+    q_keys = sorted({(fam, length, tie) for fam, lens, tie, *_ in set_rows for length in lens})
+    q_index = {key: k for k, key in enumerate(q_keys)}
+    b_fam, b_lens, b_lo, q_row = [], [], [], []
+    for k, (fam, length, _tie) in enumerate(q_keys):
+        windowed = fam not in (EMA, DEMA)
+        new_batch = not b_fam or b_fam[-1] != fam or (
+            windowed and length not in b_lens[-1] and len(set(b_lens[-1])) == N_MEMBERS)
+        if new_batch:
+            b_fam.append(fam)
+            b_lens.append([])
+            b_lo.append(k)
+        lens = b_lens[-1]
+        if windowed and length not in lens:
+            lens.append(length)
+        q_row.append(lens.index(length) if windowed else 0)
+    b_lo.append(len(q_keys))
+    b_lens = [(lens + [lens[-1]] * N_MEMBERS)[:N_MEMBERS] if lens else [1] * N_MEMBERS
+              for lens in b_lens]
+
+    set_q = np.array([[q_index[(fam, length, tie)] for length in lens]
+                      for fam, lens, tie, *_ in set_rows], dtype=np.int64).reshape(-1, N_MEMBERS)
+    # The primary slot of a q key: its first use, whose member_core call also gives its E.
+    q_set = np.full(len(q_keys), -1, dtype=np.int64)
+    q_member = np.full(len(q_keys), -1, dtype=np.int64)
+    for g in range(len(set_q)):
+        for i in range(N_MEMBERS):
+            k = set_q[g, i]
+            if q_set[k] < 0:
+                q_set[k], q_member[k] = g, i
+
+    e_keys = _Keys()
+    set_e = np.array([[e_keys((k, r[3], r[4], r[5])) for k in row]
+                      for row, r in zip(set_q, set_rows)], dtype=np.int64).reshape(-1, N_MEMBERS)
+    e_rows = list(e_keys.rows)
+    f_set = np.array([r[0] for r in f_rows], dtype=np.int64).reshape(-1, N_FAMILIES)
+    uses = sorted((g, f, fam) for f, row in enumerate(f_set) for fam, g in enumerate(row))
+    set_lo = np.searchsorted([u[0] for u in uses], np.arange(len(set_rows) + 1))
+    i64, f8 = np.int64, np.float64
+    return SweepPlan(
+        growth=np.array(growth_rows, dtype=f8).reshape(len(growth_rows), -1),
+        b_fam=np.array(b_fam, dtype=i64), b_lens=np.array(b_lens, dtype=i64).reshape(-1, 9),
+        b_lo=np.array(b_lo, dtype=i64),
+        q_fam=np.array([k[0] for k in q_keys], dtype=i64),
+        q_len=np.array([k[1] for k in q_keys], dtype=i64),
+        q_tie=np.array([k[2] for k in q_keys], dtype=f8),
+        q_row=np.array(q_row, dtype=i64), q_set=q_set, q_member=q_member, set_q=set_q,
+        set_e=set_e, e_q=np.array([e[0] for e in e_rows], dtype=i64),
+        e_g=np.array([e[1] for e in e_rows], dtype=i64),
+        e_cut=np.array([e[2] for e in e_rows], dtype=i64),
+        e_d=np.array([e[3] for e in e_rows], dtype=f8),
+        set_g=np.array([r[3] for r in set_rows], dtype=i64),
+        set_cut=np.array([r[4] for r in set_rows], dtype=i64),
+        set_d=np.array([r[5] for r in set_rows], dtype=f8),
+        set_lo=set_lo.astype(i64), use_f=np.array([u[1] for u in uses], dtype=i64),
+        use_fam=np.array([u[2] for u in uses], dtype=i64), f_set=f_set,
+        f_w=np.array([r[1] for r in f_rows], dtype=f8).reshape(-1, N_FAMILIES),
+        p_f=np.array([r[0] for r in p_rows], dtype=i64),
+        p_long=np.array([r[1] for r in p_rows], dtype=f8),
+        p_short=np.array([r[2] for r in p_rows], dtype=f8),
+        p_dsrc=np.array([r[3] for r in p_rows], dtype=i64),
+        p_shift=np.array([r[4] for r in p_rows], dtype=np.bool_),
+    )
+
+
+def slot_bytes_per_bar(sizes: dict) -> int:
+    """Per-bar bytes of one symbol's growth-applied returns and member slots of every set."""
+    return sizes["growth"] * F8 + sizes["member_sets"] * N_MEMBERS * SLOT_BYTES_PER_BAR
+
+
+def output_bytes_per_bar(sizes: dict) -> int:
+    """Per-bar bytes of one symbol's outputs: its family sets' and its configurations'."""
+    return sizes["family_sets"] * FAMILY_BYTES_PER_BAR + sizes["configs"] * FINAL_BYTES_PER_BAR
+
+
+def group_configs(configs, fits) -> list:
+    """Split configuration numbers into groups of one nan policy whose work ``fits``.
+
+    Configurations are taken in an order that keeps shared stages together (by nan policy,
+    lengths and robustness, tie rule, λ, cutout, decay, then weights), and a group grows
+    while ``fits(plan_sizes(group))``; a configuration that does not fit alone still gets a
+    group (the planner then reports that its work exceeds the budget).
+
+    Returns
+    -------
+    list of lists of int
+    """
+    order = sorted(range(len(configs)), key=lambda i: _sharing_order(configs[i]))
+    groups, current, acc = [], [], _Sizes()
+    for i in order:
+        sizes, new = acc.with_(configs[i])
+        other_input = current and configs[current[0]].nan_policy != configs[i].nan_policy
+        if current and (other_input or not fits(sizes)):
+            groups.append(current)
+            current, acc = [], _Sizes()
+            new = acc.with_(configs[i])[1]
+        acc.commit(new)
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _sharing_order(cfg: ATCConfig) -> tuple:
+    return (cfg.nan_policy, cfg.lengths, cfg.robustness, cfg.tie_rtol, cfg.la, cfg.cutout,
+            cfg.de, cfg.weights)
