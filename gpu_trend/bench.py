@@ -307,7 +307,8 @@ def bench_stream(close, names, args) -> dict:
         chunk_sizes.clear()
         rows = []
         for res in iter_atc(close, backend=args.backend, members=args.members,
-                                      memory_limit=args.memory_limit, symbols=names):
+                                      memory_limit=args.memory_limit, symbols=names,
+                                      progress=False):
             chunk_sizes.append(res.n_symbols)
             rows.append(res.latest())
         return pd.concat(rows)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Callable, NamedTuple
@@ -29,7 +30,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import calendars, checks, memory, outputs
+from . import calendars, checks, display, memory, outputs
 from .arrays import is_cudf, is_cupy, namespace, to_device, to_host
 from .backend import BackendUnavailableError, resolve_backend
 from .config import FAMILIES, ATCConfig, as_flag
@@ -800,7 +801,8 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
 
 
 def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limit=None,
-             backend="auto", members=False, symbols=None, on_device=None, calendar="own"):
+             backend="auto", members=False, symbols=None, on_device=None, calendar="own",
+             progress=None):
     """ATC for a universe, one :class:`ATCResult` per chunk of consecutive symbols.
 
     For universes whose outputs need not all be held at once: reduce or write
@@ -823,6 +825,9 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
         As for :func:`compute_atc`. ``on_device=True`` with host input on the
         GPU uploads each chunk and keeps its results on the device, so that
         a reduction such as ``res.latest()`` downloads only its table.
+    progress : bool, optional
+        Show a progress bar over the symbols (``tqdm.auto``: a widget in a
+        notebook). Default: in a notebook or when stderr is a terminal. False: never.
 
     Yields
     ------
@@ -846,5 +851,10 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
     def fresh(start, stop):
         return outputs.allocate(xp_out, stop - start, n_bars, work.members)
 
-    for start, stop, out in work.blocks(plan, starts, fresh):
-        yield work.result(out, start, stop, starts, caught)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=work.shape[0], unit="sym", desc="ATC", leave=False, file=sys.stderr,
+              disable=not display.show_progress(progress)) as bar:
+        for start, stop, out in work.blocks(plan, starts, fresh):
+            bar.update(stop - start)
+            yield work.result(out, start, stop, starts, caught)

@@ -494,7 +494,8 @@ def _latest_rows(
         cfg = dataclasses.replace(cfg, nan_policy="raise")
     while len(names):
         chunks = iter_atc(close, cfg, backend=backend, chunk_symbols=chunk_symbols,
-                          memory_limit=memory_limit, on_device=on_device, symbols=names)
+                          memory_limit=memory_limit, on_device=on_device, symbols=names,
+                          progress=False)  # the scan draws its own bar
         try:
             with _recorded(caught):
                 res = next(chunks, None)

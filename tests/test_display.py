@@ -176,3 +176,16 @@ def test_scan_draws_its_bar_only_when_asked_outside_a_notebook(uni, capsys):
     assert "ATC scan" not in capsys.readouterr().err
     scan(small, backend="cpu", progress=True)
     assert "ATC scan:" in capsys.readouterr().err
+
+
+def test_iter_atc_draws_its_bar_only_when_asked_outside_a_notebook(capsys):
+    close = 50 + np.cumsum(np.random.default_rng(3).normal(0, 0.5, (6, 120)), axis=1)
+    quiet = [r.average_signal for r in gpu_trend.iter_atc(close, chunk_symbols=2,
+                                                          backend="cpu")]
+    assert "ATC" not in capsys.readouterr().err
+    shown = [r.average_signal for r in gpu_trend.iter_atc(close, chunk_symbols=2,
+                                                          backend="cpu", progress=True)]
+    err = capsys.readouterr().err
+    assert "ATC:" in err and "/6 " in err
+    for a, b in zip(quiet, shown):
+        np.testing.assert_array_equal(a, b)
