@@ -147,12 +147,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from .io import read_universe
 
     t0 = time.perf_counter()
-    path = Path(args.path)
-    if not path.exists():
-        raise _CLIError(f"no such file or directory: {path}")
-    for out in (args.out, args.skipped_out):
-        if out is not None:
-            _check_out_path(out, tuple(TABLE_SUFFIXES))
+    path = _checked_paths(args.path, (args.out, args.skipped_out), tuple(TABLE_SUFFIXES))
     cfg = _config(args)
     warm = _start_warm_up(cfg, args.backend)
     uni = read_universe(path, fields=("close", "volume"), **_read_options(args))
@@ -254,10 +249,11 @@ def _start_warm_up(cfg: Any, backend: str):
 
 
 def _wait_for_kernels(warm: Any) -> None:
-    """Wait for the warm-up, saying why when it compiles (the first run: ~20 s of silence)."""
+    """Wait for the warm-up, saying why when it compiles (the first run after an install or
+    upgrade, 20–40 s of silence otherwise)."""
     if warm.is_alive() and not warm.cached:
-        print(f"{PROG}: compiling the ATC kernels (first run only, about 20 s; later runs "
-              f"load them from Numba's cache)…", file=sys.stderr, flush=True)
+        print(f"{PROG}: compiling the ATC kernels (first run only after an install or upgrade, "
+              f"20–40 s; later runs load them from Numba's cache)…", file=sys.stderr, flush=True)
     warm.join()
 
 
@@ -289,11 +285,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .plotting import plot
 
-    path = Path(args.path)
-    if not path.exists():
-        raise _CLIError(f"no such file or directory: {path}")
     out = args.out or f"atc_{re.sub(r'[^A-Za-z0-9._-]+', '_', args.symbol)}.png"
-    _check_out_path(out, IMAGE_SUFFIXES)
+    path = _checked_paths(args.path, (out,), IMAGE_SUFFIXES)
     from .io import read_universe
 
     uni = read_universe(path, **_read_options(args))
@@ -311,12 +304,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import sweep
 
     t0 = time.perf_counter()
-    path = Path(args.path)
-    if not path.exists():
-        raise _CLIError(f"no such file or directory: {path}")
-    for out in (args.out, args.per_symbol):
-        if out is not None:
-            _check_out_path(out, tuple(TABLE_SUFFIXES))
+    path = _checked_paths(args.path, (args.out, args.per_symbol), tuple(TABLE_SUFFIXES))
     grid = _sweep_grid(args)
     uni = read_universe(path, **_read_options(args))
     with warnings.catch_warnings(record=True):
@@ -401,6 +389,17 @@ def _sweep_grid(args: argparse.Namespace) -> dict:
     if args.nan_policy is not None:
         grid["nan_policy"] = [args.nan_policy]
     return grid
+
+
+def _checked_paths(path: str, outs, suffixes: tuple[str, ...]) -> Path:
+    """The input path, once it and every given output (None: not asked for) are checked."""
+    path = Path(path)
+    if not path.exists():
+        raise _CLIError(f"no such file or directory: {path}")
+    for out in outs:
+        if out is not None:
+            _check_out_path(out, suffixes)
+    return path
 
 
 def _check_out_path(path: str, suffixes: tuple[str, ...]) -> None:
