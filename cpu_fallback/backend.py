@@ -26,6 +26,7 @@ import threading
 import numba
 import numpy as np
 
+from cpu_fallback import cache  # noqa: F401  (its cache locators, before the first njit)
 from gpu_trend import outputs
 from gpu_trend.cores import DEMA, EMA, N_FAMILIES, N_MEMBERS, N_SIGNALS, build_cores
 from gpu_trend.memory import F8, Footprint
@@ -34,9 +35,9 @@ from gpu_trend.state import NO_AT, NO_RESUME, NO_T_FROM, STATE_BYTES, BlockState
 MEMORY = "host"
 
 #: Per-thread scratch of :func:`run_cpu` per bar: returns, nine window values that become the
-#: member equities (floats), nine member signals (int8). With members, the latter rows are
-#: the outputs themselves.
-SCRATCH_BYTES_PER_BAR = (1 + N_MEMBERS) * F8 + N_MEMBERS
+#: member equities, nine member signals (float64, as the member outputs: one compiled
+#: specialisation of the cores). With members, the latter rows are the outputs themselves.
+SCRATCH_BYTES_PER_BAR = (1 + 2 * N_MEMBERS) * F8
 
 
 # ----------------------------------------------------------------------------
@@ -141,6 +142,14 @@ def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, 
     cores.layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, lst, resume, keep)
 
 
+@numba.njit(cache=True)
+def _copy_rows(src, dst):
+    # Not `dst[...] = src`: its shape-mismatch message compiles Numba's string formatting.
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]
+
+
 @numba.njit(parallel=True, cache=True)
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
             meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst):
@@ -158,22 +167,27 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     """
     n_sym, n_bars = close.shape
     lens = p.lengths
-    maxlen = lens.max()
+    maxlen = 0
+    for f in range(lens.shape[0]):
+        for i in range(lens.shape[1]):
+            if lens[f, i] > maxlen:
+                maxlen = lens[f, i]
     # Scratch per thread, not per symbol: a few-bar update is otherwise mostly allocation.
     # Thread ids run up to the pool's size (NUMBA_NUM_THREADS), whatever set_num_threads says.
     n_pool = numba.config.NUMBA_NUM_THREADS
     r_all = np.empty((n_pool, n_bars))
     wbuf_all = np.empty((n_pool, 2, maxlen))
     ma_all = np.empty((n_pool, N_MEMBERS, n_bars))
-    q_all = np.empty((n_pool, N_MEMBERS, n_bars), dtype=np.int8)
+    q_all = np.empty((n_pool, N_MEMBERS, n_bars))
     for s in numba.prange(n_sym):
         k = at[s] if at.shape[0] == n_sym else np.int64(s)
         res = resume[s] if resume.shape[0] == n_sym else False
         tf = t_from[s] if t_from.shape[0] == n_sym else 0
         if res and pmst.shape[0]:
-            mst[k] = pmst[k]
-            lst[k] = plst[k]
-            fst[k] = pfst[k]
+            _copy_rows(pmst[k], mst[k])
+            _copy_rows(plst[k], lst[k])
+            for j in range(fst.shape[1]):
+                fst[k, j] = pfst[k, j]
         tid = numba.get_thread_id()
         r = r_all[tid]
         wbuf = wbuf_all[tid]
@@ -184,7 +198,7 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
                 hi = lo + N_MEMBERS
                 _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
                             p.cutout, p.decay, p.tie_rtol, mma[s, lo:hi], msig[s, lo:hi],
-                            meq[s, lo:hi], wbuf, True, xs[s, f], ss[s, f], mst[k, lo:hi],
+                            meq[s, lo:hi], wbuf, want, xs[s, f], ss[s, f], mst[k, lo:hi],
                             lst[k, f], res, keep)
         else:
             # Each member's window values come in on its `ma` row and its Layer-1 equities
@@ -194,7 +208,7 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
             for f in range(N_FAMILIES):
                 lo = N_MEMBERS * f
                 _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
-                            p.cutout, p.decay, p.tie_rtol, ma, q, ma, wbuf, False, xs[s, f],
+                            p.cutout, p.decay, p.tie_rtol, ma, q, ma, wbuf, want, xs[s, f],
                             ss[s, f], mst[k, lo:lo + N_MEMBERS], lst[k, f], res, keep)
         cores.final_core(xs[s], ss[s], starts[s], tf, p.cutout, p.long_threshold,
                          p.short_threshold, p.direction_source, p.strategy_view,

@@ -50,6 +50,26 @@ def show_progress(progress: bool | None) -> bool:
         return False
 
 
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+
+def progress_bar(total: int, desc: str, progress: bool | None):
+    """A ``tqdm.auto`` bar over `total` symbols where :func:`show_progress` says so, else a
+    stand-in with the same ``update`` (tqdm is not even imported then)."""
+    if not show_progress(progress):
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="sym", desc=desc, leave=False, file=sys.stderr)
+
+
 def html_block(title: str, facts: Mapping[str, Any],
                tables: Mapping[str, pd.DataFrame] | None = None) -> str:
     """The one renderer of the displays: a title, a two-column table of facts, then data

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import warnings
 from collections.abc import Mapping
 from typing import Callable, NamedTuple
@@ -851,10 +850,7 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
     def fresh(start, stop):
         return outputs.allocate(xp_out, stop - start, n_bars, work.members)
 
-    from tqdm.auto import tqdm
-
-    with tqdm(total=work.shape[0], unit="sym", desc="ATC", leave=False, file=sys.stderr,
-              disable=not display.show_progress(progress)) as bar:
+    with display.progress_bar(work.shape[0], "ATC", progress) as bar:
         for start, stop, out in work.blocks(plan, starts, fresh):
             bar.update(stop - start)
             yield work.result(out, start, stop, starts, caught)

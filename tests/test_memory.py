@@ -263,7 +263,7 @@ class _Planned(Exception):
     """Stops a call once it has planned (nothing is computed)."""
 
 
-@pytest.mark.parametrize("limit", [1_100_000, "64MiB", "128MiB", "256MiB"])
+@pytest.mark.parametrize("limit", [1_400_000, "64MiB", "128MiB", "256MiB"])
 def test_tight_budgets_get_the_largest_chunk_that_fits(monkeypatch, limit):
     """Issue 9, item 12: 2,000 × 1,500 under a tight iter_atc budget.
 
@@ -384,21 +384,21 @@ def test_iter_atc_validation_names_the_global_symbol_before_any_chunk():
 
 def test_validation_in_slices_reports_the_same_error_as_one_check(block_sizes):
     """The first bad symbol is reported, whatever slices the validation pass works in."""
-    close = universe(n_sym=120, n_bars=200)
+    close = universe(n_sym=120, n_bars=160)
     close[[12, 17]] = np.nan
-    close[100, 50] = 0.0     # a bad price, third slice
-    close[60, 20:] = np.inf  # a bad price, second slice: the first bad symbol
-    close[70, 150] = np.nan  # a hole, second slice, later symbol
+    close[100, 50] = 0.0     # a bad price, second slice
+    close[60, 20:] = np.inf  # a bad price, first slice: the first bad symbol
+    close[70, 150] = np.nan  # a hole, second slice, before the bad price
     names = [f"Z{i}" for i in range(120)]
-    plan = engine.Workload.of(close, None, symbols=names, backend="cpu").plan(200_000, streaming=False)
-    assert plan.validate_symbols < 60
-    for limit in (200_000, None):
+    plan = engine.Workload.of(close, None, symbols=names, backend="cpu").plan(205_000, streaming=False)
+    assert 60 < plan.validate_symbols <= 70
+    for limit in (205_000, None):
         with pytest.raises(ATCInputError, match=r"symbol 'Z60': close must be a finite price > "
                                                 r"0, got inf at bar 20"):
             gpu_trend.compute_atc(close, memory_limit=limit, symbols=names, **CPU)
     assert block_sizes == []  # nothing was computed before the error
     close[60, 20:] = 1.0
-    for limit in (200_000, None):
+    for limit in (205_000, None):
         with pytest.raises(ATCInputError, match=r"symbol 'Z70': close is NaN at bar 150"):
             gpu_trend.compute_atc(close, memory_limit=limit, symbols=names, **CPU)
 
