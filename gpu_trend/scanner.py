@@ -253,12 +253,51 @@ class _Packed:
                                      nan_policy=cfg.nan_policy, calendar=calendar_)
         if is_bar is None:
             return cls(close, volume, None, uni.index)
-        arrays, positions = calendars.right_align(is_bar, close,
-                                                 *(() if volume is None else (volume,)))
+        arrays, positions = _right_align(is_bar, close, *(() if volume is None else (volume,)))
         return cls(arrays[0], arrays[1] if volume is not None else None, positions, uni.index)
 
     def last_times(self) -> list:
         return calendars.last_times(self.index, self.positions, self.close.shape[0])
+
+
+def _right_align(is_bar: np.ndarray, *arrays: np.ndarray) -> tuple[list, np.ndarray]:
+    """:func:`gpu_trend.calendars.right_align`, moving whole runs instead of single cells.
+
+    Most symbols' bars are one run of the grid's columns (listed later, or ending early, with
+    no other symbol's time in between): such a row moves as one slice, and where every row's
+    run already ends at the last column and no other cell holds a value, nothing moves and
+    the arrays come back as they are.  Rows with gaps go through ``right_align``.
+    """
+    n_s, n_t = is_bar.shape
+    if not is_bar.size:
+        return calendars.right_align(is_bar, *arrays)
+    counts = is_bar.sum(axis=1)
+    width = int(counts.max())
+    first = is_bar.argmax(axis=1)
+    runs = is_bar[:, :1].sum(axis=1) + (is_bar[:, 1:] & ~is_bar[:, :-1]).sum(axis=1)
+    one = runs <= 1
+    pad = width - counts  # padding columns before each row's first bar
+    shift = np.where(counts > 0, first - pad, 0)  # input column of a packed column, minus it
+    col = np.arange(width)
+    positions = np.where(col >= pad[:, None], col + shift[:, None], -1)
+    if one.all() and width == n_t and not shift.any() and not any(
+            (~np.isnan(a) & ~is_bar).any() for a in arrays):
+        return list(arrays), positions
+    gaps = np.flatnonzero(~one)
+    aligned = []
+    for arr in arrays:
+        out = np.full((n_s, width), np.nan)
+        for s in np.flatnonzero(one & (counts > 0)):
+            out[s, pad[s]:] = arr[s, first[s]:first[s] + counts[s]]
+        aligned.append(out)
+    if len(gaps):
+        rest, rest_positions = calendars.right_align(is_bar[gaps], *(a[gaps] for a in arrays))
+        tail = rest_positions.shape[1]
+        for out, part in zip(aligned, rest):
+            out[gaps, width - tail:] = part
+        positions[gaps] = -1
+        positions[gaps, width - tail:] = rest_positions
+    return aligned, positions
 
 
 def _prefilter(
@@ -657,7 +696,10 @@ def scan(
     caught: list = []
     names = [s for s, k in zip(uni.symbols, keep) if k]
     if warm is None:
-        latest = _compute_latest(packed.close[keep], names, cfg, backend=backend,
+        # At most one copy between the reader and the kernels: this selection, or where all
+        # are kept, the engine's of a read-only array (one the reader's frames share).
+        close = packed.close if keep.all() else packed.close[keep]
+        latest = _compute_latest(close, names, cfg, backend=backend,
                                  chunk_symbols=chunk_symbols, memory_limit=memory_limit,
                                  skipped=skipped, caught=caught, progress=progress)
     else:
