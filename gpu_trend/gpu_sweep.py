@@ -50,7 +50,7 @@ def _kernels():
         from numba.cuda import libdevice
         mul = libdevice.dmul_rn
     core = build_cores(device, mul)
-    member_slot = build_sweep_cores(device)
+    member_slot = build_sweep_cores(device, mul)[0]
 
     @cuda.jit
     def returns_kernel(closeT, growth, starts, rT):

@@ -1,15 +1,24 @@
-"""The one sweep step the cores do not run as a whole: a Layer-1 equity on a stored signal.
+"""The sweep steps the cores do not run as a whole: a Layer-1 equity on a stored signal, and
+Layer 2 on member rows that are not side by side.
 
 ``Cores.member_core`` computes a member's MA, its signal q and its Layer-1 equity E in one
 pass. A sweep that varies λ, decay or cutout needs further equities of the same q (spec 5:
 E depends on q, the growth-applied returns, d and the cutout, not on the MA); running
-member_core again would recompute the MA. :func:`build_sweep_cores` compiles, for both
-targets like :func:`gpu_trend.cores.build_cores`, ``member_slot``: member_core's equity on
-a stored q row.
+member_core again would recompute the MA. ``Cores.layer2_core`` reads a family's nine q and
+E rows as one (9, T) array; a sweep keeps each distinct row once, so a member set's rows
+are scattered. :func:`build_sweep_cores` compiles, for both targets like
+:func:`gpu_trend.cores.build_cores`:
 
-Its equity is member_core's (``equity_step`` of :mod:`gpu_trend.cores` with w = 1), written
-out here because ``Cores`` does not export that step; the sweep tests hold the two to the
-same bits on grids over λ, decay and cutout.
+* ``member_slot``: member_core's equity on a stored q row;
+* ``layer2_sums`` and ``layer2_rows``: layer2_core split in two. ``layer2_sums`` adds one
+  member's q·E and E to every bar's N and D; called for the nine members in order, it
+  makes each bar's N and D by the same additions, in the same order, as layer2_core's
+  member loop, and it reads each row once, straight through. ``layer2_rows`` is
+  layer2_core's loop over bars on those sums: X_k = round2(N / D) and S_k.
+
+``round2`` and ``equity_step`` are copies of those of :mod:`gpu_trend.cores`, which
+``Cores`` does not export; the sweep tests hold every output to the bits of separate
+``compute_atc`` calls on grids over each field.
 """
 
 import math
@@ -17,13 +26,52 @@ import math
 from .cores import FLOOR
 
 
-def build_sweep_cores(jit):
-    """Compile ``member_slot(q_src, r, start, cutout, d, q_out, e_out)`` with ``jit``.
+def build_sweep_cores(jit, mul):
+    """Compile ``member_slot``, ``layer2_sums`` and ``layer2_rows`` with ``jit``.
 
-    It copies q to ``q_out`` (which may be ``q_src`` itself) and writes E from ``start`` on;
-    the bars before a listing are never read (Layer 2 starts at the cutout, counted from the
-    listing).
+    Parameters
+    ----------
+    jit : decorator
+    mul : compiled function
+        As for :func:`gpu_trend.cores.build_cores`.
+
+    Returns
+    -------
+    tuple of three compiled functions
+        ``member_slot(q_src, r, start, cutout, d, q_out, e_out)`` copies q to ``q_out``
+        (which may be ``q_src`` itself) and writes E from ``start`` on; the bars before a
+        listing are never read (Layer 2 starts at the cutout, counted from the listing).
+        ``layer2_sums(q, e, first, start, num, den)`` adds ``q * e`` to ``num`` and ``e`` to
+        ``den`` on bars ``start:`` (with ``first``, it sets them to ``0.0`` first, as
+        layer2_core starts its sums). ``layer2_rows(num, den, r, start, cutout, w, d, xout,
+        sout)`` writes every bar of X_k and S_k.
     """
+
+    @jit
+    def round2(x):
+        # gpu_trend.cores.build_cores' round2, to the letter.
+        y = mul(100.0, x)
+        if y != y:
+            return y
+        r = float(math.floor(y)) if y >= 0 else float(math.ceil(y))
+        if abs(y - r) >= 0.5:
+            r += 1.0 if y > 0 else -1.0
+        return r / 100.0 + 0.0
+
+    @jit
+    def equity_step(e, a, r, sig_prev, first, w0, d):
+        # gpu_trend.cores.build_cores' equity_step, to the letter.
+        if sig_prev > 0:
+            a = r
+        elif sig_prev < 0:
+            a = -r
+        if first or e != e:
+            e = w0
+        else:
+            e = e * d * (1.0 + a)
+            if e < FLOOR:
+                e = FLOOR
+        return a, e
 
     @jit
     def member_slot(q_src, r, start, cutout, d, q_out, e_out):
@@ -36,19 +84,37 @@ def build_sweep_cores(jit):
             if tau < cutout:
                 e = math.nan
             else:
-                # equity_step(e, a, r[t], q_prev, tau == cutout, 1.0, d)
-                if q_prev > 0:
-                    a = r[t]
-                elif q_prev < 0:
-                    a = -r[t]
-                if tau == cutout or e != e:
-                    e = 1.0
-                else:
-                    e = e * d * (1.0 + a)
-                    if e < FLOOR:
-                        e = FLOOR
+                a, e = equity_step(e, a, r[t], q_prev, tau == cutout, 1.0, d)
             q_out[t] = q
             e_out[t] = e
             q_prev = q
 
-    return member_slot
+    @jit
+    def layer2_sums(q, e, first, start, num, den):
+        if first:
+            for t in range(start, num.shape[0]):
+                num[t] = 0.0
+                den[t] = 0.0
+        for t in range(start, num.shape[0]):
+            num[t] += mul(q[t], e[t])
+            den[t] += e[t]
+
+    @jit
+    def layer2_rows(num, den, r, start, cutout, w, d, xout, sout):
+        x_prev = math.nan
+        a = 0.0
+        s = math.nan
+        w0 = w if w > FLOOR else FLOOR
+        for t in range(xout.shape[0]):
+            tau = t - start
+            if tau < cutout:
+                xout[t] = math.nan
+                sout[t] = math.nan
+                continue
+            x = round2(num[t] / den[t])
+            a, s = equity_step(s, a, r[t], x_prev, tau == cutout, w0, d)
+            xout[t] = x
+            sout[t] = s
+            x_prev = x
+
+    return member_slot, layer2_sums, layer2_rows

@@ -18,11 +18,12 @@ Average, direction      six families' X and S, thresholds, direction        a co
 that tie each row to the rows it reads, so that a backend computes each distinct MA once
 per symbol, however many configurations use it. An *equity key* is a distinct (q key, growth
 row, cutout, decay). A *member set* is the nine members of one family with one (tie rule,
-λ, decay, cutout): ``Cores.layer2_core`` reads its nine q and E rows side by side, as
-*slots*. The CPU computes each equity key once and copies a set's rows into place
-(:mod:`cpu_fallback.sweep`); the GPU computes q and E straight into the slots, the first
-slot that needs a q key (its *primary* slot) from ``Cores.member_core`` and every other one
-from the stored q (:mod:`gpu_trend.gpu_sweep`, :mod:`gpu_trend.sweep_cores`).
+λ, decay, cutout); its nine members are its *slots*. The first slot that needs a q key is
+the key's *primary* slot: ``Cores.member_core`` computes q and that slot's E in one pass.
+The CPU computes every other equity key once from the stored q and runs Layer 2 on the
+rows where they are (:mod:`cpu_fallback.sweep`); the GPU computes q and E straight into the
+slots, side by side as ``Cores.layer2_core`` reads them, every slot but the primary one from
+the stored q (:mod:`gpu_trend.gpu_sweep`, :mod:`gpu_trend.sweep_cores`).
 
 A *family set* is one configuration's six (member set, weight) pairs: configurations that
 differ only in thresholds, direction source or strategy view share it, and with it their
@@ -30,7 +31,8 @@ Layer-2 outputs.
 
 Window families (SMA, WMA, LSMA, KAMA's noise) get their window sums on the CPU from
 ``Cores.window_rows``, nine lengths per backward pass: the plan sorts the q keys of each
-family by length and cuts them into *batches* of at most nine distinct lengths.
+family by length and cuts them into *batches* of at most nine distinct lengths, the short
+remainder first (a pass walks back as far as its longest length).
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ class SweepPlan(NamedTuple):
         Row of the key's length in its batch's window pass.
     q_set, q_member : (Kq,) int64
         The key's primary slot: (member set, member).
+    q_e : (Kq,) int64
+        The equity key of the primary slot (the CPU computes it in the key's ``member_core``
+        pass, with q).
     set_q : (G, 9) int64
         The q key of every slot.
     set_e : (G, 9) int64
@@ -107,6 +112,7 @@ class SweepPlan(NamedTuple):
     q_row: np.ndarray
     q_set: np.ndarray
     q_member: np.ndarray
+    q_e: np.ndarray
     set_q: np.ndarray
     set_e: np.ndarray
     e_q: np.ndarray
@@ -238,26 +244,9 @@ def build_plan(configs, n_bars: int) -> SweepPlan:
         p_rows.append((f, kp.long_threshold, kp.short_threshold, kp.direction_source,
                        kp.strategy_view))
 
-    # q keys sorted by (family, length, tie): a window family's keys come in length order,
-    # cut into batches of at most nine distinct lengths (one backward pass each).
     q_keys = sorted({(fam, length, tie) for fam, lens, tie, *_ in set_rows for length in lens})
     q_index = {key: k for k, key in enumerate(q_keys)}
-    b_fam, b_lens, b_lo, q_row = [], [], [], []
-    for k, (fam, length, _tie) in enumerate(q_keys):
-        windowed = fam not in (EMA, DEMA)
-        new_batch = not b_fam or b_fam[-1] != fam or (
-            windowed and length not in b_lens[-1] and len(set(b_lens[-1])) == N_MEMBERS)
-        if new_batch:
-            b_fam.append(fam)
-            b_lens.append([])
-            b_lo.append(k)
-        lens = b_lens[-1]
-        if windowed and length not in lens:
-            lens.append(length)
-        q_row.append(lens.index(length) if windowed else 0)
-    b_lo.append(len(q_keys))
-    b_lens = [(lens + [lens[-1]] * N_MEMBERS)[:N_MEMBERS] if lens else [1] * N_MEMBERS
-              for lens in b_lens]
+    b_fam, b_lens, b_lo, q_row = _batches(q_keys)
 
     set_q = np.array([[q_index[(fam, length, tie)] for length in lens]
                       for fam, lens, tie, *_ in set_rows], dtype=np.int64).reshape(-1, N_MEMBERS)
@@ -273,6 +262,7 @@ def build_plan(configs, n_bars: int) -> SweepPlan:
     e_keys = _Keys()
     set_e = np.array([[e_keys((k, r[3], r[4], r[5])) for k in row]
                       for row, r in zip(set_q, set_rows)], dtype=np.int64).reshape(-1, N_MEMBERS)
+    q_e = set_e[q_set, q_member]
     e_rows = list(e_keys.rows)
     f_set = np.array([r[0] for r in f_rows], dtype=np.int64).reshape(-1, N_FAMILIES)
     uses = sorted((g, f, fam) for f, row in enumerate(f_set) for fam, g in enumerate(row))
@@ -285,7 +275,7 @@ def build_plan(configs, n_bars: int) -> SweepPlan:
         q_fam=np.array([k[0] for k in q_keys], dtype=i64),
         q_len=np.array([k[1] for k in q_keys], dtype=i64),
         q_tie=np.array([k[2] for k in q_keys], dtype=f8),
-        q_row=np.array(q_row, dtype=i64), q_set=q_set, q_member=q_member, set_q=set_q,
+        q_row=np.array(q_row, dtype=i64), q_set=q_set, q_member=q_member, q_e=q_e, set_q=set_q,
         set_e=set_e, e_q=np.array([e[0] for e in e_rows], dtype=i64),
         e_g=np.array([e[1] for e in e_rows], dtype=i64),
         e_cut=np.array([e[2] for e in e_rows], dtype=i64),
@@ -302,6 +292,39 @@ def build_plan(configs, n_bars: int) -> SweepPlan:
         p_dsrc=np.array([r[3] for r in p_rows], dtype=i64),
         p_shift=np.array([r[4] for r in p_rows], dtype=np.bool_),
     )
+
+
+def _batches(q_keys):
+    """(b_fam, b_lens, b_lo, q_row) of q keys sorted by (family, length, tie).
+
+    A window family's distinct lengths are cut into batches of nine in length order, the
+    remainder first: a backward pass walks as far as its longest length, so the short
+    batch goes where the lengths are shortest. EMA and DEMA keys are one batch (no pass).
+    """
+    b_fam, b_lens, b_lo, q_row = [], [], [], []
+    for fam in sorted({key[0] for key in q_keys}):
+        keys = [(k, key[1]) for k, key in enumerate(q_keys) if key[0] == fam]
+        if fam in (EMA, DEMA):
+            b_fam.append(fam)
+            b_lens.append([1] * N_MEMBERS)
+            b_lo.append(keys[0][0])
+            q_row += [0] * len(keys)
+            continue
+        lengths = sorted({length for _, length in keys})
+        first = len(lengths) % N_MEMBERS or N_MEMBERS
+        cuts = [lengths[:first]] + [lengths[i:i + N_MEMBERS]
+                                    for i in range(first, len(lengths), N_MEMBERS)]
+        where = {length: (b, i) for b, lens in enumerate(cuts) for i, length in enumerate(lens)}
+        seen = len(b_fam)
+        for k, length in keys:
+            b, i = where[length]
+            if seen + b == len(b_fam):
+                b_fam.append(fam)
+                b_lens.append((cuts[b] + [cuts[b][-1]] * N_MEMBERS)[:N_MEMBERS])
+                b_lo.append(k)
+            q_row.append(i)
+    b_lo.append(len(q_keys))
+    return b_fam, b_lens, b_lo, q_row
 
 
 def slot_bytes_per_bar(sizes: dict) -> int:
