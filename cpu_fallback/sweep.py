@@ -33,7 +33,8 @@ MEMORY = "host"
 STAGES = ("moving_averages", "window_passes", "layer1_equities", "layer2", "final")
 MA, WINDOW, EQUITY, LAYER2, FINAL = range(len(STAGES))
 
-member_slot, layer2_sums, layer2_rows = build_sweep_cores(numba.njit(cache=True), _mul)
+member_slot, layer2_sums, layer2_rows = build_sweep_cores(numba.njit(cache=True), _mul,
+                                                                cores)
 
 
 @numba.njit(parallel=True, cache=True)

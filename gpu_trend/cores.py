@@ -101,6 +101,10 @@ class Cores(NamedTuple):
     member_core: object
     layer2_core: object
     final_core: object
+    # Two of the steps the row functions are made of, for the sweep's kernels
+    # (gpu_trend.sweep_cores), which run them on rows the row functions do not take.
+    round2: object
+    equity_step: object
 
 
 def build_cores(jit, mul):
@@ -430,4 +434,5 @@ def build_cores(jit, mul):
             st[F_U] = u_prev
             st[F_V] = v_prev
 
-    return Cores(returns_row, window_rows, member_core, layer2_core, final_core)
+    return Cores(returns_row, window_rows, member_core, layer2_core, final_core, round2,
+                 equity_step)

@@ -51,14 +51,21 @@ def _grid(n_threads, stream):
 
 
 @functools.lru_cache(maxsize=None)
-def _kernels():
+def device_cores():
+    """``(device, mul, core)``: the CUDA device-function decorator, the unfused product and
+    the cores compiled with them (for this module's kernels and the sweep's)."""
     device = cuda.jit(device=True)
     if simulated():
         mul = device(lambda a, b: a * b)  # the simulator computes in Python: nothing fuses
     else:
         from numba.cuda import libdevice
         mul = libdevice.dmul_rn
-    core = build_cores(device, mul)
+    return device, mul, build_cores(device, mul)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    _, _, core = device_cores()
 
     @cuda.jit
     def returns_kernel(closeT, growth, starts, t_from, rT):

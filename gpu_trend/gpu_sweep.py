@@ -26,8 +26,8 @@ import numpy as np
 from numba import cuda
 
 from .arrays import namespace, to_host
-from .cores import FINAL_STATE, LAYER2_STATE, MEMBER_STATE, N_FAMILIES, N_MEMBERS, build_cores
-from .gpu import THREADS, _launch_stream, simulated
+from .cores import FINAL_STATE, LAYER2_STATE, MEMBER_STATE, N_FAMILIES, N_MEMBERS
+from .gpu import THREADS, _launch_stream, device_cores
 from .memory import F8, Footprint
 from .sweep_cores import build_sweep_cores
 from .sweep_plan import output_bytes_per_bar, slot_bytes_per_bar
@@ -43,14 +43,8 @@ def _grid(n_threads, stream):
 
 @functools.lru_cache(maxsize=None)
 def _kernels():
-    device = cuda.jit(device=True)
-    if simulated():
-        mul = device(lambda a, b: a * b)  # the simulator computes in Python: nothing fuses
-    else:
-        from numba.cuda import libdevice
-        mul = libdevice.dmul_rn
-    core = build_cores(device, mul)
-    member_slot = build_sweep_cores(device, mul)[0]
+    device, mul, core = device_cores()
+    member_slot = build_sweep_cores(device, mul, core)[0]
 
     @cuda.jit
     def returns_kernel(closeT, growth, starts, rT):

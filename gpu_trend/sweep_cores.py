@@ -16,9 +16,8 @@ are scattered. :func:`build_sweep_cores` compiles, for both targets like
   member loop, and it reads each row once, straight through. ``layer2_rows`` is
   layer2_core's loop over bars on those sums: X_k = round2(N / D) and S_k.
 
-``round2`` and ``equity_step`` are copies of those of :mod:`gpu_trend.cores`, which
-``Cores`` does not export; the sweep tests hold every output to the bits of separate
-``compute_atc`` calls on grids over each field.
+They use the cores' own ``round2`` and ``equity_step``; the sweep tests hold every output
+to the bits of separate ``compute_atc`` calls on grids over each field.
 """
 
 import math
@@ -26,7 +25,7 @@ import math
 from .cores import FLOOR
 
 
-def build_sweep_cores(jit, mul):
+def build_sweep_cores(jit, mul, core):
     """Compile ``member_slot``, ``layer2_sums`` and ``layer2_rows`` with ``jit``.
 
     Parameters
@@ -34,6 +33,8 @@ def build_sweep_cores(jit, mul):
     jit : decorator
     mul : compiled function
         As for :func:`gpu_trend.cores.build_cores`.
+    core : Cores
+        :func:`gpu_trend.cores.build_cores` compiled with the same ``jit``.
 
     Returns
     -------
@@ -47,31 +48,8 @@ def build_sweep_cores(jit, mul):
         sout)`` writes every bar of X_k and S_k.
     """
 
-    @jit
-    def round2(x):
-        # gpu_trend.cores.build_cores' round2, to the letter.
-        y = mul(100.0, x)
-        if y != y:
-            return y
-        r = float(math.floor(y)) if y >= 0 else float(math.ceil(y))
-        if abs(y - r) >= 0.5:
-            r += 1.0 if y > 0 else -1.0
-        return r / 100.0 + 0.0
-
-    @jit
-    def equity_step(e, a, r, sig_prev, first, w0, d):
-        # gpu_trend.cores.build_cores' equity_step, to the letter.
-        if sig_prev > 0:
-            a = r
-        elif sig_prev < 0:
-            a = -r
-        if first or e != e:
-            e = w0
-        else:
-            e = e * d * (1.0 + a)
-            if e < FLOOR:
-                e = FLOOR
-        return a, e
+    round2 = core.round2
+    equity_step = core.equity_step
 
     @jit
     def member_slot(q_src, r, start, cutout, d, q_out, e_out):
