@@ -105,6 +105,7 @@ class Cores(NamedTuple):
     # (gpu_trend.sweep_cores), which run them on rows the row functions do not take.
     round2: object
     equity_step: object
+    member_equity: object
 
 
 def build_cores(jit, mul):
@@ -237,6 +238,13 @@ def build_cores(jit, mul):
         return a, e
 
     @jit
+    def member_equity(tau, cutout, e, a, r, q_prev, d):
+        # A member's Layer-1 equity at bar τ: NaN before the cutout, then eq(1, q, R).
+        if tau < cutout:
+            return a, math.nan
+        return equity_step(e, a, r, q_prev, tau == cutout, 1.0, d)
+
+    @jit
     def member_core(src, close, r, start, t_from, fam, length, cutout, d, tie, ma, pre, want,
                     q_out, e_out, st, resume, keep):
         # One member through every bar: MA, crossover signal (tie rule of spec
@@ -332,10 +340,7 @@ def build_cores(jit, mul):
             gt_prev = gt
             lt_prev = lt
             ok_prev = ok
-            if tau < cutout:
-                e = math.nan
-            else:
-                a, e = equity_step(e, a, r[t], q_prev, tau == cutout, 1.0, d)
+            a, e = member_equity(tau, cutout, e, a, r[t], q_prev, d)
             q_out[t] = q
             e_out[t] = e
         if keep:
@@ -435,4 +440,4 @@ def build_cores(jit, mul):
             st[F_V] = v_prev
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core, round2,
-                 equity_step)
+                 equity_step, member_equity)

@@ -16,8 +16,8 @@ are scattered. :func:`build_sweep_cores` compiles, for both targets like
   member loop, and it reads each row once, straight through. ``layer2_rows`` is
   layer2_core's loop over bars on those sums: X_k = round2(N / D) and S_k.
 
-They use the cores' own ``round2`` and ``equity_step``; the sweep tests hold every output
-to the bits of separate ``compute_atc`` calls on grids over each field.
+They use the cores' own ``round2``, ``equity_step`` and ``member_equity``; the sweep tests
+hold every output to the bits of separate ``compute_atc`` calls on grids over each field.
 """
 
 import math
@@ -50,6 +50,7 @@ def build_sweep_cores(jit, mul, core):
 
     round2 = core.round2
     equity_step = core.equity_step
+    member_equity = core.member_equity
 
     @jit
     def member_slot(q_src, r, start, cutout, d, q_out, e_out):
@@ -59,10 +60,7 @@ def build_sweep_cores(jit, mul, core):
         for t in range(start, q_out.shape[0]):
             tau = t - start
             q = q_src[t]
-            if tau < cutout:
-                e = math.nan
-            else:
-                a, e = equity_step(e, a, r[t], q_prev, tau == cutout, 1.0, d)
+            a, e = member_equity(tau, cutout, e, a, r[t], q_prev, d)
             q_out[t] = q
             e_out[t] = e
             q_prev = q
