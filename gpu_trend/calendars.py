@@ -122,12 +122,20 @@ def times_of(index: pd.Index, positions_row: np.ndarray) -> pd.Index:
     return index.take(positions_row[positions_row >= 0])
 
 
-def last_times(index: pd.Index, positions: np.ndarray | None, n_symbols: int) -> list:
-    """Each symbol's last bar time (None for a symbol without bars)."""
+def last_times(index: pd.Index, positions: np.ndarray | None, n_symbols: int,
+               has_bars=None) -> list:
+    """Each symbol's last bar time (None for a symbol without bars).
+
+    Without `positions` (every symbol's bar t is ``index[t]``) a symbol's last bar is the
+    last row, if it has bars at all: `has_bars` (S,) bool says which (default: all), so that
+    a symbol without data gets None whatever the other symbols of the input are.
+    """
     if not len(index):
         return [None] * n_symbols
     if positions is None:
-        return [index[-1]] * n_symbols
+        if has_bars is None:
+            return [index[-1]] * n_symbols
+        return [index[-1] if h else None for h in np.asarray(has_bars)]
     last = positions[:, -1] if positions.shape[1] else np.full(n_symbols, -1)
     times = index.take(np.maximum(last, 0)).tolist()
     return [t if p >= 0 else None for t, p in zip(times, last)]

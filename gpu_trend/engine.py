@@ -793,7 +793,8 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
 
     bars = np.where(starts < n_bars, n_bars - starts, 0).astype(np.int64)
     return dataclasses.replace(res, state=ATCState(
-        work.cfg, list(work.names), calendars.last_times(work.index, work.positions, n_sym),
+        work.cfg, list(work.names),
+        calendars.last_times(work.index, work.positions, n_sym, starts < n_bars),
         bars, state.close_window, state.source_window, state.member, state.layer2,
         state.final, last=res.last_values(), since=np.stack(res.bars_since_events(), axis=1),
         clock=work.index[-1] if len(work.index) else None))

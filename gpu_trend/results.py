@@ -164,7 +164,8 @@ class ATCResult:
             ``bars_since_long`` and ``bars_since_short`` (<NA> if never).
         """
         return latest_table(self.symbols,
-                            calendars.last_times(self.index, self.positions, self.n_symbols),
+                            calendars.last_times(self.index, self.positions, self.n_symbols,
+                                                 self.start_bar < self.n_bars),
                             self.last_values(), np.stack(self.bars_since_events(), axis=1))
 
     def last_values(self) -> np.ndarray:

@@ -257,7 +257,8 @@ class _Packed:
         return cls(arrays[0], arrays[1] if volume is not None else None, positions, uni.index)
 
     def last_times(self) -> list:
-        return calendars.last_times(self.index, self.positions, self.close.shape[0])
+        return calendars.last_times(self.index, self.positions, self.close.shape[0],
+                                    ~np.isnan(self.close).all(axis=1))
 
 
 def _right_align(is_bar: np.ndarray, *arrays: np.ndarray) -> tuple[list, np.ndarray]:

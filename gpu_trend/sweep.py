@@ -245,7 +245,8 @@ class SweepResult:
             inp = self.inputs[self.input_of[i]]
             last = np.column_stack([self.average_signal[i, :, -1], self.direction[i, :, -1],
                                     xs[self.family_set[i]]])
-            times = calendars.last_times(self.index, inp.positions, len(self.symbols))
+            times = calendars.last_times(self.index, inp.positions, len(self.symbols),
+                                         ~np.isnan(inp.close).all(axis=1))
             tables[i] = latest_table(self.symbols, times, last, since[i])
         return pd.concat(tables, names=["config"])
 

@@ -225,3 +225,17 @@ def test_empty_input_gives_an_empty_result():
     for shape in ((0, 10), (3, 0), (0, 0)):
         res = gpu_trend.compute_atc(np.empty(shape), **CPU)
         assert res.average_signal.shape == shape and len(res.latest()) == shape[0]
+
+
+def test_a_symbol_without_data_has_no_last_time_whatever_shares_the_input():
+    """Its latest() time was the grid's last time when every other symbol ran to the last row
+    (no packing needed), and NaT when one ended early: it depended on the other symbols."""
+    idx = pd.date_range("2024-01-01", periods=90, freq="D")
+    a = 50 + np.cumsum(np.random.default_rng(4).normal(0, 0.5, 90))
+    alone = pd.DataFrame({"A": a, "EMPTY": np.nan}, index=idx)
+    ends_early = alone.assign(C=np.where(np.arange(90) < 85, a, np.nan))
+    for wide in (alone, ends_early):
+        res = gpu_trend.compute_atc(wide, return_state=True)
+        assert res.latest().loc["EMPTY", "time"] is pd.NaT
+        assert res.latest().loc["A", "time"] == idx[-1]
+        assert res.state.last_time[list(res.symbols).index("EMPTY")] is None
