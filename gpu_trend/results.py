@@ -33,11 +33,16 @@ def _nullable_int(values) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
 
-def latest_table(symbols, times, last, since) -> pd.DataFrame:
-    """The :meth:`ATCResult.latest` table from each symbol's last bar time, last values
-    ((S, 8): Average_Signal, direction, six family signals) and bars since its last long and
-    short event ((S, 2), NaN if never)."""
-    data = {"time": list(times), "average_signal": last[:, 0],
+def latest_table(symbols, times, last, since, index=None) -> pd.DataFrame:
+    """The :meth:`ATCResult.latest` table from each symbol's last bar time (None: no bar),
+    last values ((S, 8): Average_Signal, direction, six family signals) and bars since its
+    last long and short event ((S, 2), NaN if never). With the time `index`, a table whose
+    symbols have no bar at all gets the missing-time type a column with times would (NaN for
+    bar numbers, NaT for datetimes), so that tables of chunks concatenate like one table."""
+    times = list(times)
+    if index is not None and len(index) and times and all(t is None for t in times):
+        times = index[:1].where(np.zeros(1, dtype=bool)).repeat(len(times)).array
+    data = {"time": times, "average_signal": last[:, 0],
             "direction": _nullable_int(last[:, 1])}
     for k, name in enumerate(FAMILIES):
         data[name] = last[:, 2 + k]
@@ -166,7 +171,8 @@ class ATCResult:
         return latest_table(self.symbols,
                             calendars.last_times(self.index, self.positions, self.n_symbols,
                                                  self.start_bar < self.n_bars),
-                            self.last_values(), np.stack(self.bars_since_events(), axis=1))
+                            self.last_values(), np.stack(self.bars_since_events(), axis=1),
+                            self.index)
 
     def last_values(self) -> np.ndarray:
         """(S, 8) NumPy: each symbol's Average_Signal, direction and six family signals on

@@ -247,7 +247,7 @@ class SweepResult:
                                     xs[self.family_set[i]]])
             times = calendars.last_times(self.index, inp.positions, len(self.symbols),
                                          ~np.isnan(inp.close).all(axis=1))
-            tables[i] = latest_table(self.symbols, times, last, since[i])
+            tables[i] = latest_table(self.symbols, times, last, since[i], self.index)
         return pd.concat(tables, names=["config"])
 
     def summary(self, cost: float = 0.0, *, by: str = "symbol") -> pd.DataFrame:
