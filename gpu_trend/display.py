@@ -61,13 +61,14 @@ class _NoBar:
         pass
 
 
-def progress_bar(total: int, desc: str, progress: bool | None):
-    """A ``tqdm.auto`` bar over `total` symbols where :func:`show_progress` says so, else a
-    stand-in with the same ``update`` (tqdm is not even imported then)."""
+def progress_bar(total: int, desc: str, progress: bool | None, unit: str = "sym"):
+    """The progress bar of long work (scan, iter_atc, sweep): a ``tqdm.auto`` bar over
+    `total` units where :func:`show_progress` says so, else a stand-in with the same
+    ``update`` (tqdm is not even imported then)."""
     if not show_progress(progress):
         return _NoBar()
     from tqdm.auto import tqdm
-    return tqdm(total=total, unit="sym", desc=desc, leave=False, file=sys.stderr)
+    return tqdm(total=total, unit=unit, desc=desc, leave=False, file=sys.stderr)
 
 
 def html_block(title: str, facts: Mapping[str, Any],

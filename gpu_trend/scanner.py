@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -228,9 +227,6 @@ def _format_view(view: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------------------------
 # the scan
 # --------------------------------------------------------------------------------------------
-_show_progress = display.show_progress
-
-
 @dataclass
 class _Packed:
     """The universe's close (and volume) with every symbol's own bars packed to the right.
@@ -763,10 +759,7 @@ def _compute_latest(close: np.ndarray, names: list, cfg: ATCConfig, *, progress,
                     **kwargs) -> pd.DataFrame:
     """The engine's ``latest()`` rows of the symbols `names` (rows of `close`), with a progress
     bar."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(names), unit="sym", desc="ATC scan", leave=False,
-              disable=not _show_progress(progress), file=sys.stderr) as bar:
+    with display.progress_bar(len(names), "ATC scan", progress) as bar:
         rows = list(_latest_rows(close, names, cfg, bar=bar, **kwargs))
     if rows:
         return pd.concat(rows)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -377,8 +376,6 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
     TypeError, ValueError
         For a grid that is not one (see :func:`expand_grid`).
     """
-    from tqdm.auto import tqdm
-
     configs = expand_grid(grid)
     engine = resolve_backend(backend)
     driver = _backend(engine)
@@ -435,8 +432,8 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
     family_set = np.empty(len(configs), dtype=np.int64)
     counts = np.zeros(5, dtype=np.int64)
     f0 = 0
-    with tqdm(total=len(configs) * n_sym, unit="cfg·sym", desc="ATC sweep", leave=False,
-              disable=not display.show_progress(progress), file=sys.stderr) as bar:
+    with display.progress_bar(len(configs) * n_sym, "ATC sweep", progress,
+                              unit="cfg·sym") as bar:
         for group, plan in zip(groups, plans):
             p_row = np.array(group, dtype=np.int64)
             family_set[p_row] = f0 + plan.p_f
