@@ -82,8 +82,7 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     _check_after_last(state, new, names, take, idx)
     counts = counts[take]
     t_from = (n_new - counts + width).astype(np.int64)
-    bars_before = np.zeros(len(names), dtype=np.int64)
-    bars_before[known] = np.asarray(state.bars)[idx[known]]
+    bars_before = _bars_of(state, idx)
     listed = bars_before > 0
     ext, ext_src, positions = _extended(state, new, take, idx, width)
 
@@ -158,7 +157,7 @@ def _new_bars(state: ATCState, close, source, symbols) -> Bars:
     # is a hole) to its last close; a symbol not listed yet starts at its first close. Empty
     # cells after a symbol's last close are no bars: its data ends there, for now.
     valid = ~namespace(new.close).isnan(new.close)
-    mask = calendars.span_mask(valid, listed=_listed(state, new.names))
+    mask = calendars.span_mask(valid, listed=_bars_of(state, state.rows_of(new.names)) > 0)
     if cfg.nan_policy == "skip":
         mask &= valid
     separate = new.source is not new.close
@@ -168,12 +167,12 @@ def _new_bars(state: ATCState, close, source, symbols) -> Bars:
                         positions=positions)
 
 
-def _listed(state: ATCState, names) -> np.ndarray:
-    """Which of `names` the state has seen listed (a close on some bar)."""
-    idx = state.rows_of(names)
-    listed = np.zeros(len(idx), dtype=bool)
-    listed[idx >= 0] = np.asarray(state.bars)[idx[idx >= 0]] > 0
-    return listed
+def _bars_of(state: ATCState, rows: np.ndarray) -> np.ndarray:
+    """The state's bar count of each of its `rows` (0 for −1: a symbol it does not know; a
+    symbol is listed once it has a bar)."""
+    bars = np.zeros(len(rows), dtype=np.int64)
+    bars[rows >= 0] = np.asarray(state.bars)[rows[rows >= 0]]
+    return bars
 
 
 def _next_bar_number(state: ATCState) -> int:
