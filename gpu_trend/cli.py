@@ -468,10 +468,7 @@ def _add_scan_parser(sub: Any) -> None:
                    help="write the skipped symbols and reasons (.csv/.parquet/.json)")
     o.add_argument("--show", type=int, default=10, metavar="N",
                    help="rows of each list to print (default 10)")
-    o.add_argument("--quiet", action="store_true", help="print nothing on success")
-    o.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.add_argument("--memory-limit", type=_memory_limit, metavar="SIZE",
-                   help="bound the compute's working memory: bytes, or e.g. 4GiB, 512MB, 50%%")
+    _add_run_options(p, o)
     p.add_argument("--state", metavar="FILE.npz",
                    help="warm scan: compute only the bars after each symbol's last bar in FILE "
                         "(written by the previous scan; created if missing), then update it")
@@ -545,11 +542,17 @@ def _add_sweep_parser(sub: Any) -> None:
                    help="rank the printed configurations (default total_return)")
     o.add_argument("--show", type=int, default=10, metavar="N",
                    help="configurations to print (default 10)")
-    o.add_argument("--quiet", action="store_true", help="print nothing on success")
-    o.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _add_run_options(p, o)
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _add_run_options(p: argparse.ArgumentParser, output) -> None:
+    """The options every long command (scan, sweep) takes: quiet, progress, memory."""
+    output.add_argument("--quiet", action="store_true", help="print nothing on success")
+    output.add_argument("--no-progress", action="store_true",
+                        help="never show a progress bar")
     p.add_argument("--memory-limit", type=_memory_limit, metavar="SIZE",
                    help="bound the compute's working memory: bytes, or e.g. 4GiB, 512MB, 50%%")
-    p.set_defaults(func=_cmd_sweep)
 
 
 def _one_line(exc: BaseException) -> str:
