@@ -25,6 +25,8 @@ import threading
 
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from cpu_fallback import cache  # noqa: F401  (its cache locators, before the first njit)
 from gpu_trend import outputs
@@ -121,15 +123,45 @@ def _parallel_guard():
     return _workqueue_lock if layer == "workqueue" else contextlib.nullcontext()
 
 
-@numba.njit(cache=True)
+# Numpy's error model: a division by zero gives inf / NaN (as on the GPU) instead of checking
+# every divisor for a ZeroDivisionError; none happens on checked input (prices > 0, lengths
+# >= 1). The checks' raise paths also kept Numba from pruning the cores' reference counting.
+_jit = numba.njit(cache=True, error_model="numpy")
+
+
+@_jit
 def _mul(a, b):
     return a * b
 
 
-cores = build_cores(numba.njit(cache=True), _mul)
+cores = build_cores(_jit, _mul)
 
 
-@numba.njit(cache=True)
+@intrinsic
+def _borrowed(typingctx, arr):
+    """``arr`` without its owner: a view whose meminfo is NULL.
+
+    Each row view a kernel hands to a core (60 calls a symbol and bar range, 3–7 views each)
+    increments and decrements its array's reference count, an atomic operation on one cache
+    line that every thread shares; a borrowed view skips it. Only for arrays that outlive
+    the call: the kernel's arguments, which its Python caller holds.
+    """
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(arr)(context, builder, value=args[0])
+        out = context.make_array(arr)(context, builder)
+        out.meminfo = cgutils.get_null_value(out.meminfo.type)
+        out.parent = cgutils.get_null_value(out.parent.type)
+        for field in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(out, field, getattr(src, field))
+        return out._getvalue()
+
+    return arr(arr), codegen
+
+
+@_jit
 def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
                 xout, sout, mst, lst, resume, keep):
     """One symbol × one family: the shared window pass, nine members, Layer 2."""
@@ -142,7 +174,7 @@ def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, 
     cores.layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, lst, resume, keep)
 
 
-@numba.njit(cache=True)
+@_jit
 def _copy_rows(src, dst):
     # Not `dst[...] = src`: its shape-mismatch message compiles Numba's string formatting.
     for i in range(src.shape[0]):
@@ -150,9 +182,9 @@ def _copy_rows(src, dst):
             dst[i, j] = src[i, j]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
-            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst):
+            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch):
     """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
     ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
@@ -163,22 +195,16 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     read where ``resume[s]`` (``resume`` may be empty: no symbol resumes) and
     written back with ``keep``; symbol s has row ``at[s]`` (``at`` may be empty: row s).
     ``pmst``, ``plst``, ``pfst``: rows a resumed symbol is copied from (same row) before it
-    starts, or empty: its rows are read where they are.
+    starts, or empty: its rows are read where they are. ``scratch``: :func:`_scratch`'s pair.
+    Every array is used borrowed (:func:`_borrowed`): the caller holds them for the call.
     """
-    n_sym, n_bars = close.shape
-    lens = p.lengths
-    maxlen = 0
-    for f in range(lens.shape[0]):
-        for i in range(lens.shape[1]):
-            if lens[f, i] > maxlen:
-                maxlen = lens[f, i]
-    # Scratch per thread, not per symbol: a few-bar update is otherwise mostly allocation.
-    # Thread ids run up to the pool's size (NUMBA_NUM_THREADS), whatever set_num_threads says.
-    n_pool = numba.config.NUMBA_NUM_THREADS
-    r_all = np.empty((n_pool, n_bars))
-    wbuf_all = np.empty((n_pool, 2, maxlen))
-    ma_all = np.empty((n_pool, N_MEMBERS, n_bars))
-    q_all = np.empty((n_pool, N_MEMBERS, n_bars))
+    n_sym = close.shape[0]
+    b = _borrowed
+    src, close, xs, ss, avg, dirn, longs, shorts = (b(src), b(close), b(xs), b(ss), b(avg),
+                                                    b(dirn), b(longs), b(shorts))
+    mma, msig, meq, mst, lst, fst = b(mma), b(msig), b(meq), b(mst), b(lst), b(fst)
+    pmst, plst, pfst, scratch, wbuf_all = b(pmst), b(plst), b(pfst), b(scratch[0]), b(scratch[1])
+    lens, growth = b(p.lengths), b(p.growth)
     for s in numba.prange(n_sym):
         k = at[s] if at.shape[0] == n_sym else np.int64(s)
         res = resume[s] if resume.shape[0] == n_sym else False
@@ -188,10 +214,11 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
             _copy_rows(plst[k], lst[k])
             for j in range(fst.shape[1]):
                 fst[k, j] = pfst[k, j]
+        # Each thread's own rows: returns, then nine window values, then nine member signals.
         tid = numba.get_thread_id()
-        r = r_all[tid]
+        r = scratch[tid, 0]
         wbuf = wbuf_all[tid]
-        cores.returns_row(close[s], p.growth, starts[s], tf, r)
+        cores.returns_row(close[s], growth, starts[s], tf, r)
         if want:
             for f in range(N_FAMILIES):
                 lo = N_MEMBERS * f
@@ -203,8 +230,8 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
         else:
             # Each member's window values come in on its `ma` row and its Layer-1 equities
             # go out on the same row: member_core reads bar t before it writes bar t.
-            ma = ma_all[tid]
-            q = q_all[tid]
+            ma = scratch[tid, 1:1 + N_MEMBERS]
+            q = scratch[tid, 1 + N_MEMBERS:]
             for f in range(N_FAMILIES):
                 lo = N_MEMBERS * f
                 _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
@@ -213,6 +240,15 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
         cores.final_core(xs[s], ss[s], starts[s], tf, p.cutout, p.long_threshold,
                          p.short_threshold, p.direction_source, p.strategy_view,
                          avg[s], dirn[s], longs[s], shorts[s], fst[k], res, keep)
+
+
+def _scratch(n_bars, max_len):
+    """Each pool thread's rows for :func:`run_cpu`: (threads, 19, T) and its window sums
+    (threads, 2, max_len). Thread ids run up to the pool's size (NUMBA_NUM_THREADS), whatever
+    set_num_threads says."""
+    n_pool = numba.config.NUMBA_NUM_THREADS
+    return (np.empty((n_pool, SCRATCH_BYTES_PER_BAR // F8, n_bars)),
+            np.empty((n_pool, 2, max(max_len, 1))))
 
 
 def in_disk_cache() -> bool:
@@ -285,7 +321,8 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
         run_cpu(source, close, starts, st.t_from, params, out["family_signals"],
                 out["family_equities"], out["average_signal"], out["direction"], out["long_events"],
                 out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
-                st.resume, st.keep, st.at, *(st.prior or state_rows(np, 0)))
+                st.resume, st.keep, st.at, *(st.prior or state_rows(np, 0)),
+                _scratch(n_bars, int(params.lengths.max(initial=0))))
     if on_launched is not None:
         on_launched()
     return out

@@ -23,7 +23,7 @@ work is done once.
 import numba
 import numpy as np
 
-from cpu_fallback.backend import _mul, _parallel_guard, cores
+from cpu_fallback.backend import _jit, _mul, _parallel_guard, cores
 from gpu_trend.cores import DEMA, EMA, FINAL_STATE, MEMBER_STATE, N_MEMBERS
 from gpu_trend.memory import F8, Footprint
 from gpu_trend.sweep_cores import build_sweep_cores
@@ -33,11 +33,10 @@ MEMORY = "host"
 STAGES = ("moving_averages", "window_passes", "layer1_equities", "layer2", "final")
 MA, WINDOW, EQUITY, LAYER2, FINAL = range(len(STAGES))
 
-member_slot, layer2_sums, layer2_rows = build_sweep_cores(numba.njit(cache=True), _mul,
-                                                                cores)
+member_slot, layer2_sums, layer2_rows = build_sweep_cores(_jit, _mul, cores)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")  # as run_cpu's
 def run_sweep_cpu(src, close, starts, growth, b_fam, b_lens, b_lo, q_len, q_tie, q_row, q_e,
                   set_q, set_e, e_q, e_g, e_cut, e_d, set_g, set_cut, set_d, set_lo, use_f,
                   use_fam, f_set, f_w, p_f, p_long, p_short, p_dsrc, p_shift, s0, f0, p_row,

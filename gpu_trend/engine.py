@@ -146,7 +146,7 @@ def _symbol_names(given, found, n_rows: int) -> list:
         if len(given) != n_rows:
             raise ATCInputError(f"symbols has {len(given)} names for {n_rows} rows of close")
         found = given
-    names = [str(s) for s in found] if found is not None else [str(i) for i in range(n_rows)]
+    names = list(map(str, found if found is not None else range(n_rows)))
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ATCInputError(f"symbol {dup!r} appears {names.count(dup)} times; symbol names "

@@ -76,7 +76,7 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     n_new = new.close.shape[1]
     counts = (new.positions >= 0).sum(axis=1)
     take = np.flatnonzero(counts > 0)  # a symbol without a close in the update keeps its state
-    names = [new.names[j] for j in take]
+    names = list(new.names) if len(take) == len(new.names) else [new.names[j] for j in take]
     idx = state.rows_of(names)
     known = idx >= 0
     _check_after_last(state, new, names, take, idx)
@@ -280,17 +280,19 @@ def _next_state(state, names, at, n_fresh, live, bars_after, last, since, new,
         return grown
 
     times = calendars.last_times(new.index, new.positions[take], len(take))
-    last_time = list(state.last_time) + [None] * n_fresh
-    for j, k in enumerate(at.tolist()):
-        last_time[k] = times[j]
+    last_time = np.asarray(list(state.last_time) + [None] * (n_fresh + 1), dtype=object)[:-1]
+    last_time[at] = np.asarray(times + [None], dtype=object)[:-1]
     clock = new.index[-1] if len(new.index) else None
     if state.clock is not None and (clock is None or not clock > state.clock):
         clock = state.clock
     fresh = [names[j] for j in np.flatnonzero(at >= len(state.symbols))]
-    return ATCState(state.config, list(state.symbols) + fresh, last_time,
-                    merged(state.bars, bars_after), live.close_window, live.source_window,
-                    live.member, live.layer2, live.final, merged(state.last, last),
-                    merged(state.since, since), clock)
+    out = ATCState(state.config, list(state.symbols) + fresh, last_time.tolist(),
+                   merged(state.bars, bars_after), live.close_window, live.source_window,
+                   live.member, live.layer2, live.final, merged(state.last, last),
+                   merged(state.since, since), clock)
+    if not fresh:  # the same symbols: the next update's lookups reuse the symbol index
+        out.__dict__["_symbol_index"] = state._symbol_index
+    return out
 
 
 def iter_time_slices(close, config=None, *, bars: int, source=None, backend="auto",

@@ -134,6 +134,8 @@ class ATCState:
 
     def rows_of(self, symbols) -> np.ndarray:
         """Each of `symbols`' row in this state, −1 for a symbol it does not know."""
+        if len(symbols) == len(self.symbols) and list(symbols) == list(self.symbols):
+            return np.arange(len(symbols))  # the state's own order: an array update's rows
         return self._symbol_index.get_indexer(pd.Index(symbols, dtype=object))
 
     @functools.cached_property
