@@ -30,11 +30,17 @@ from numba.extending import intrinsic
 
 from cpu_fallback import cache  # noqa: F401  (its cache locators, before the first njit)
 from gpu_trend import outputs
-from gpu_trend.cores import DEMA, EMA, N_FAMILIES, N_MEMBERS, N_SIGNALS, build_cores
+from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, M_A, M_ACC, M_ACC2, M_E,
+                             M_GT, M_KAMA, M_LT, M_OK, M_Q, M_Y, M_Y2, N_FAMILIES, N_MEMBERS,
+                             N_SIGNALS, build_cores)
 from gpu_trend.memory import F8, Footprint
 from gpu_trend.state import NO_AT, NO_RESUME, NO_T_FROM, STATE_BYTES, BlockState, state_rows
 
 MEMORY = "host"
+
+#: A resumed symbol with at most this many bars to compute takes the few-bar path
+#: (:func:`_step_symbol`): a live update's bar costs about what 60 core calls' set-up costs.
+STEP_BARS = 8
 
 #: Per-thread scratch of :func:`run_cpu` per bar: returns, nine window values that become the
 #: member equities, nine member signals (float64, as the member outputs: one compiled
@@ -175,6 +181,83 @@ def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, 
 
 
 @_jit
+def _step_symbol(src, close, start, tf, s, k, p, lens, growth, ma, wbuf, want, mma, msig, meq,
+                 xs, ss, mst, lst, pmst, plst):
+    """Bars ``tf:`` of resumed symbol ``s`` (state row ``k``), a bar at a time: every member
+    and family stepped through the bar, state read from and written to its rows.
+
+    The arithmetic of the cores' one-bar steps (``Cores.ma_step`` and the others, inlined),
+    in the cores' order: the same bits as ``member_core`` and ``layer2_core`` over the same
+    bars, without their 60 calls a symbol. The state rows are read from ``pmst`` / ``plst``
+    on the first bar when given (not copied first), and written back after each bar.
+    """
+    n = close.shape[1]
+    row_src, row_close = src[s], close[s]
+    for t in range(tf, n):
+        tau = t - start
+        r = cores.return_at(row_close, growth, start, t)
+        first = t == tf and pmst.shape[0] > 0
+        m_in = pmst if first else mst
+        l_in = plst if first else lst
+        for fam in range(N_FAMILIES):
+            pre = fam != EMA and fam != DEMA
+            if pre:
+                cores.window_rows(row_src, start, t, t + 1, fam, lens[fam], ma, wbuf)
+            num = 0.0
+            den = 0.0
+            for i in range(N_MEMBERS):
+                j = N_MEMBERS * fam + i
+                length = lens[fam, i]
+                q = m_in[k, j, M_Q]
+                a = m_in[k, j, M_A]
+                e = m_in[k, j, M_E]
+                x_lag = row_src[t - length] if fam == KAMA and tau >= length else np.nan
+                m, acc, y, acc2, y2, k_prev = cores.ma_step(
+                    row_src[t], x_lag, ma[i, t] if pre else np.nan, tau, fam, length,
+                    2.0 / (length + 1), m_in[k, j, M_ACC], m_in[k, j, M_Y], m_in[k, j, M_ACC2],
+                    m_in[k, j, M_Y2], m_in[k, j, M_KAMA])
+                q_prev = q
+                q, gt, lt, ok = cores.cross_step(m, row_close[t], p.tie_rtol, q,
+                                                 m_in[k, j, M_GT] != 0.0,
+                                                 m_in[k, j, M_LT] != 0.0,
+                                                 m_in[k, j, M_OK] != 0.0)
+                a, e = cores.member_equity(tau, p.cutout, e, a, r, q_prev, p.decay)
+                st = mst[k, j]
+                st[M_ACC] = acc
+                st[M_Y] = y
+                st[M_ACC2] = acc2
+                st[M_Y2] = y2
+                st[M_KAMA] = k_prev
+                st[M_Q] = q
+                st[M_GT] = 1.0 if gt else 0.0
+                st[M_LT] = 1.0 if lt else 0.0
+                st[M_OK] = 1.0 if ok else 0.0
+                st[M_A] = a
+                st[M_E] = e
+                if want:
+                    mma[s, j, t] = m
+                    msig[s, j, t] = q
+                    meq[s, j, t] = e
+                num += _mul(q, e)
+                den += e
+            x = l_in[k, fam, L_X]
+            a = l_in[k, fam, L_A]
+            eq = l_in[k, fam, L_S]
+            if tau < p.cutout:
+                xs[s, fam, t] = np.nan
+                ss[s, fam, t] = np.nan
+            else:
+                w = p.weights[fam]
+                x, a, eq = cores.layer2_step(num, den, tau == p.cutout, eq, a, r, x,
+                                             w if w > FLOOR else FLOOR, p.decay)
+                xs[s, fam, t] = x
+                ss[s, fam, t] = eq
+            lst[k, fam, L_X] = x
+            lst[k, fam, L_A] = a
+            lst[k, fam, L_S] = eq
+
+
+@_jit
 def _copy_rows(src, dst):
     # Not `dst[...] = src`: its shape-mismatch message compiles Numba's string formatting.
     for i in range(src.shape[0]):
@@ -184,7 +267,7 @@ def _copy_rows(src, dst):
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
-            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch):
+            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch, step_bars):
     """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
     ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
@@ -196,6 +279,8 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     written back with ``keep``; symbol s has row ``at[s]`` (``at`` may be empty: row s).
     ``pmst``, ``plst``, ``pfst``: rows a resumed symbol is copied from (same row) before it
     starts, or empty: its rows are read where they are. ``scratch``: :func:`_scratch`'s pair.
+    A resumed symbol with at most ``step_bars`` bars to compute (and ``keep``) takes
+    :func:`_step_symbol`.
     Every array is used borrowed (:func:`_borrowed`): the caller holds them for the call.
     """
     n_sym = close.shape[0]
@@ -209,17 +294,23 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
         k = at[s] if at.shape[0] == n_sym else np.int64(s)
         res = resume[s] if resume.shape[0] == n_sym else False
         tf = t_from[s] if t_from.shape[0] == n_sym else 0
-        if res and pmst.shape[0]:
-            _copy_rows(pmst[k], mst[k])
-            _copy_rows(plst[k], lst[k])
+        step = res and keep and close.shape[1] - tf <= step_bars
+        if res and pfst.shape[0]:
             for j in range(fst.shape[1]):
                 fst[k, j] = pfst[k, j]
+            if not step:
+                _copy_rows(pmst[k], mst[k])
+                _copy_rows(plst[k], lst[k])
         # Each thread's own rows: returns, then nine window values, then nine member signals.
         tid = numba.get_thread_id()
         r = scratch[tid, 0]
         wbuf = wbuf_all[tid]
-        cores.returns_row(close[s], growth, starts[s], tf, r)
-        if want:
+        if step:
+            _step_symbol(src, close, starts[s], tf, s, k, p, lens, growth,
+                         scratch[tid, 1:1 + N_MEMBERS], wbuf, want, mma, msig, meq, xs, ss, mst,
+                         lst, pmst, plst)
+        elif want:
+            cores.returns_row(close[s], growth, starts[s], tf, r)
             for f in range(N_FAMILIES):
                 lo = N_MEMBERS * f
                 hi = lo + N_MEMBERS
@@ -228,6 +319,7 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
                             meq[s, lo:hi], wbuf, want, xs[s, f], ss[s, f], mst[k, lo:hi],
                             lst[k, f], res, keep)
         else:
+            cores.returns_row(close[s], growth, starts[s], tf, r)
             # Each member's window values come in on its `ma` row and its Layer-1 equities
             # go out on the same row: member_core reads bar t before it writes bar t.
             ma = scratch[tid, 1:1 + N_MEMBERS]
@@ -280,7 +372,7 @@ def release_memory() -> None:
 
 
 def run_block(close, source, starts, params, members, out=None, *, state=None,
-              on_launched=None):
+              on_launched=None, step_bars=None):
     """Run one block of symbols.
 
     Parameters
@@ -301,6 +393,9 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
     on_launched : callable, optional
         Called once the block is computed (the GPU calls it while its
         kernels run).
+    step_bars : int, optional
+        Resumed symbols with at most this many bars to compute take the few-bar path (default
+        :data:`STEP_BARS`; the same bits either way, as the tests check).
 
     Returns
     -------
@@ -322,7 +417,8 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
                 out["family_equities"], out["average_signal"], out["direction"], out["long_events"],
                 out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
                 st.resume, st.keep, st.at, *(st.prior or state_rows(np, 0)),
-                _scratch(n_bars, int(params.lengths.max(initial=0))))
+                _scratch(n_bars, int(params.lengths.max(initial=0))),
+                STEP_BARS if step_bars is None else step_bars)
     if on_launched is not None:
         on_launched()
     return out

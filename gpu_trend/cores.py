@@ -106,6 +106,12 @@ class Cores(NamedTuple):
     round2: object
     equity_step: object
     member_equity: object
+    # One bar of the row functions, for the CPU's few-bar path (cpu_fallback.backend), which
+    # steps every member of a symbol through a bar without a call per member.
+    return_at: object
+    ma_step: object
+    cross_step: object
+    layer2_step: object
 
 
 def build_cores(jit, mul):
@@ -213,12 +219,15 @@ def build_cores(jit, mul):
                     ma[i, t] = math.nan
 
     @jit
+    def return_at(close, growth, start, t):
+        if t > start:
+            return (close[t] - close[t - 1]) / close[t - 1] * growth[t - start]
+        return math.nan
+
+    @jit
     def returns_row(close, growth, start, t_from, r):
         for t in range(max(start, t_from), close.shape[0]):
-            if t > start:
-                r[t] = (close[t] - close[t - 1]) / close[t - 1] * growth[t - start]
-            else:
-                r[t] = math.nan
+            r[t] = return_at(close, growth, start, t)
 
     @jit
     def equity_step(e, a, r, sig_prev, first, w0, d):
@@ -245,12 +254,55 @@ def build_cores(jit, mul):
         return equity_step(e, a, r, q_prev, tau == cutout, 1.0, d)
 
     @jit
+    def ma_step(x, x_lag, m_pre, tau, fam, length, alpha, acc, y, acc2, y2, k_prev):
+        # A member's moving average on a bar with source x (τ bars after the listing) and its
+        # recurrences' new state (acc, y, acc2, y2, k_prev). EMA, DEMA and the KAMA recurrence
+        # are stepped here; a window family's value (KAMA: its noise) comes in as `m_pre`,
+        # and KAMA's x_lag is the source `length` bars back (NaN before it exists).
+        if fam == EMA or fam == DEMA:
+            acc, y = ema_step(tau, length, alpha, x, acc, y)
+            m = y
+            if fam == DEMA:
+                # E2 is ta.ema of E1 from E1's first value (bar ℓ−1), so
+                # DEMA = 2·E1 − E2 is valid (E2 seeded) from bar 2ℓ−2.
+                k2 = tau - (length - 1)
+                if k2 >= 0:
+                    acc2, y2 = ema_step(k2, length, alpha, m, acc2, y2)
+                m = 2.0 * m - y2  # 2·E1 is exact: nothing to contract
+        elif fam == KAMA:
+            noise = m_pre
+            sig = abs(x - x_lag)
+            ratio = sig / noise if noise == noise and noise != 0.0 else 0.0
+            sm = mul(ratio, KAMA_FAST - KAMA_SLOW) + KAMA_SLOW
+            sm = sm * sm
+            m = k_prev + mul(sm, x - k_prev)
+            k_prev = m if m == m else 0.0
+        else:
+            m = m_pre
+        return m, acc, y, acc2, y2, k_prev
+
+    @jit
+    def cross_step(m, c, tie, q, gt_prev, lt_prev, ok_prev):
+        # The crossover signal q after a bar with close c and MA m (tie rule of spec 4), and
+        # the flags the next bar compares with: returns (q, gt, lt, ok).
+        ok = c == c and m == m
+        rel = c - m
+        tol = tie * abs(c)
+        gt = rel > tol
+        lt = rel < -tol
+        if ok and ok_prev:
+            if gt and not gt_prev:
+                q = 1.0
+            elif lt and not lt_prev:
+                q = -1.0
+        return q, gt, lt, ok
+
+    @jit
     def member_core(src, close, r, start, t_from, fam, length, cutout, d, tie, ma, pre, want,
                     q_out, e_out, st, resume, keep):
-        # One member through every bar: MA, crossover signal (tie rule of spec
-        # 4), Layer-1 equity. EMA, DEMA and the KAMA recurrence are stepped here;
-        # a window family's value (KAMA: its noise) is read from `ma` when `pre`,
-        # else summed here over the member's own window. With `want`, the MA is
+        # One member through every bar: MA (ma_step), crossover signal (cross_step),
+        # Layer-1 equity. A window family's value (KAMA: its noise) is read from `ma`
+        # when `pre`, else summed here over the member's own window. With `want`, the MA is
         # written to `ma` and bars before the listing are NaN in all three rows.
         # Bars run from max(start, t_from), τ = t − start: a resumed run starts
         # from the state row `st` (`resume`) on bars after the history's last
@@ -288,19 +340,11 @@ def build_cores(jit, mul):
         for t in range(max(start, t_from), n):
             tau = t - start
             x = src[t]
-            if fam == EMA or fam == DEMA:
-                acc, y = ema_step(tau, length, alpha, x, acc, y)
-                m = y
-                if fam == DEMA:
-                    # E2 is ta.ema of E1 from E1's first value (bar ℓ−1), so
-                    # DEMA = 2·E1 − E2 is valid (E2 seeded) from bar 2ℓ−2.
-                    k2 = tau - (length - 1)
-                    if k2 >= 0:
-                        acc2, y2 = ema_step(k2, length, alpha, m, acc2, y2)
-                    m = 2.0 * m - y2  # 2·E1 is exact: nothing to contract
-            else:
+            m_pre = math.nan
+            x_lag = math.nan
+            if fam != EMA and fam != DEMA:
                 if pre:
-                    m = ma[t]
+                    m_pre = ma[t]
                 elif window_ready(fam, length, tau):
                     ws = 0.0
                     wt = 0.0
@@ -312,34 +356,16 @@ def build_cores(jit, mul):
                             ws += v
                             if fam != HMA:
                                 wt += mul(float(j), v)
-                    m = window_value(fam, length, ws, wt)
-                else:
-                    m = math.nan
-                if fam == KAMA:
-                    noise = m
-                    sig = abs(x - src[t - length]) if tau >= length else math.nan
-                    ratio = sig / noise if noise == noise and noise != 0.0 else 0.0
-                    sm = mul(ratio, KAMA_FAST - KAMA_SLOW) + KAMA_SLOW
-                    sm = sm * sm
-                    m = k_prev + mul(sm, x - k_prev)
-                    k_prev = m if m == m else 0.0
+                    m_pre = window_value(fam, length, ws, wt)
+                if fam == KAMA and tau >= length:
+                    x_lag = src[t - length]
+            m, acc, y, acc2, y2, k_prev = ma_step(x, x_lag, m_pre, tau, fam, length, alpha, acc,
+                                                  y, acc2, y2, k_prev)
             if want:
                 ma[t] = m
-            c = close[t]
             q_prev = q
-            ok = c == c and m == m
-            rel = c - m
-            tol = tie * abs(c)
-            gt = rel > tol
-            lt = rel < -tol
-            if ok and ok_prev:
-                if gt and not gt_prev:
-                    q = 1.0
-                elif lt and not lt_prev:
-                    q = -1.0
-            gt_prev = gt
-            lt_prev = lt
-            ok_prev = ok
+            q, gt_prev, lt_prev, ok_prev = cross_step(m, close[t], tie, q, gt_prev, lt_prev,
+                                                      ok_prev)
             a, e = member_equity(tau, cutout, e, a, r[t], q_prev, d)
             q_out[t] = q
             e_out[t] = e
@@ -355,6 +381,14 @@ def build_cores(jit, mul):
             st[M_OK] = 1.0 if ok_prev else 0.0
             st[M_A] = a
             st[M_E] = e
+
+    @jit
+    def layer2_step(num, den, first, s, a, r, x_prev, w0, d):
+        # A bar of Layer 2 from its member sums N = Σ q·E and D = Σ E (summed in member
+        # order): X_k = round2(N/D), and its equity's new (a, S_k). Returns (x, a, s).
+        x = round2(num / den)
+        a, s = equity_step(s, a, r, x_prev, first, w0, d)
+        return x, a, s
 
     @jit
     def layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, st, resume, keep):
@@ -380,8 +414,7 @@ def build_cores(jit, mul):
             for i in range(N_MEMBERS):
                 num += mul(q[i, t], e[i, t])
                 den += e[i, t]
-            x = round2(num / den)
-            a, s = equity_step(s, a, r[t], x_prev, tau == cutout, w0, d)
+            x, a, s = layer2_step(num, den, tau == cutout, s, a, r[t], x_prev, w0, d)
             xout[t] = x
             sout[t] = s
             x_prev = x
@@ -440,4 +473,4 @@ def build_cores(jit, mul):
             st[F_V] = v_prev
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core, round2,
-                 equity_step, member_equity)
+                 equity_step, member_equity, return_at, ma_step, cross_step, layer2_step)

@@ -109,6 +109,34 @@ def test_pieces_equal_the_whole_for_every_golden_parameter_set(set_name, tmp_pat
     assert_pieces_equal_whole(whole, run_in_pieces(close, cfg, cuts, {1, 4}, tmp_path))
 
 
+@pytest.mark.parametrize("members", [False, True])
+def test_the_cpu_few_bar_path_equals_the_cores(monkeypatch, members):
+    """Resumed symbols with a few new bars are stepped a bar at a time (every member per
+    call); with the path switched off the cores run them: the same bits, outputs and state."""
+    from cpu_fallback import backend
+
+    rng = np.random.default_rng(5)
+    close = 40 * np.exp(np.cumsum(rng.normal(0, 0.02, (6, 130)), axis=1))
+    close[2, :115] = np.nan  # listed inside the update: a fresh symbol next to resumed ones
+    close[4, 118:121] = np.nan  # holes inside the update ("pine")
+    cfg = ATCConfig(nan_policy="pine", cutout=20)
+    state = gpu_trend.compute_atc(close[:, :110], cfg, members=members,
+                                  return_state=True).state
+    for n_new in (1, 3, backend.STEP_BARS, backend.STEP_BARS + 5):
+        bars = close[:, 110:110 + n_new]
+        stepped = update_atc(state, bars, members=members, backend="cpu")
+        monkeypatch.setattr(backend, "STEP_BARS", -1)
+        cored = update_atc(state, bars, members=members, backend="cpu")
+        monkeypatch.undo()
+        for key in KEYS[:6] + (KEYS[6:] if members else ()):
+            np.testing.assert_array_equal(getattr(stepped, key), getattr(cored, key),
+                                          err_msg=f"{n_new} bars, {key}")
+        for key in STATE_KEYS:
+            np.testing.assert_array_equal(np.asarray(getattr(stepped.state, key)),
+                                          np.asarray(getattr(cored.state, key)),
+                                          err_msg=f"{n_new} bars, state {key}")
+
+
 def long_table():
     """Three calendars: daily, weekly, and a symbol listed later."""
     rng = np.random.default_rng(9)
