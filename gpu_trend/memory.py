@@ -19,8 +19,8 @@ A budget is an ``int`` (bytes) or a string: ``"4GiB"``, ``"512MB"``,
 ``"1.5 GB"``, ``"800M"`` or ``"50%"``. ``KB/MB/GB/TB`` are powers of 1000,
 ``KiB/MiB/GiB/TiB`` and the bare ``K/M/G/T`` powers of 1024. A percentage is
 of the available host RAM on the CPU backend and of the free device memory
-(the driver's free memory plus the pool's idle blocks) on the GPU backend,
-taken when the call starts.
+(the driver's free memory plus the pool's idle blocks; with RMM, see below)
+on the GPU backend, taken when the call starts.
 
 The GPU memory pool
 -------------------
@@ -31,6 +31,15 @@ free device memory. The cap turns a runaway allocation into CuPy's
 ``OutOfMemoryError`` (which the chunk runner catches: it halves the chunk
 and goes on) instead of starving other processes on the device. A GPU
 budget is always planned inside the pool's remaining headroom.
+
+When CuPy allocates through RMM (``rmm.allocators.cupy.rmm_cupy_allocator``,
+as dask-cuda's ``rmm_allocator_external_lib_list=["cupy"]`` sets it), CuPy's
+pool is unused and left alone; the free memory and the headroom come from
+RMM's current device resource (:func:`rmm_headroom_bytes`): a pool's size
+less what is allocated from it, which an adaptor above the pool counts
+(dask-cuda's ``rmm_track_allocations=True`` adds one). Without such an
+adaptor RMM cannot say what a pool has handed out: that is a
+:class:`DeviceMemoryUnknownError`, not a guess.
 
 What the planner counts
 -----------------------
@@ -120,6 +129,14 @@ class MemoryBudgetError(ValueError):
         super().__init__(message)
         self.needed = needed
         self.budget = budget
+
+
+class DeviceMemoryUnknownError(RuntimeError):
+    """CuPy allocates from an RMM pool that cannot say how much of it is in use.
+
+    Not a MemoryError: it is a setting to change (see :func:`rmm_headroom_bytes`), which the
+    chunk runner must not take for an allocation failure to split.
+    """
 
 
 class SimulatedOutOfMemoryError(MemoryError):
@@ -255,16 +272,36 @@ def host_available_bytes() -> int:
 _pool_checked = False
 
 
+def cupy_allocates_through_rmm() -> bool:
+    """Whether CuPy's current allocator is RMM's (``rmm.allocators.cupy.rmm_cupy_allocator``)
+    rather than CuPy's own memory pool.
+
+    Told by the allocator's module, so that RMM is never imported here: a process whose
+    CuPy allocates through RMM has imported it already.
+    """
+    import cupy
+
+    module = getattr(cupy.cuda.get_allocator(), "__module__", None) or ""
+    return module.partition(".")[0] == "rmm"
+
+
 def ensure_gpu_pool() -> None:
-    """Cap CuPy's default memory pool once, on first GPU use (see the module docstring)."""
+    """Cap CuPy's default memory pool once, on first GPU use (see the module docstring).
+
+    Not while CuPy allocates through RMM: its own pool is unused then, and RMM's resource
+    bounds CuPy's memory.
+    """
     global _pool_checked
     if _pool_checked:
         return
-    _pool_checked = True
     if os.environ.get("CUPY_GPU_MEMORY_LIMIT", "").strip():
+        _pool_checked = True
         return
     import cupy
 
+    if cupy_allocates_through_rmm():
+        return  # looked at again on the next call, should CuPy's own pool come back
+    _pool_checked = True
     pool = cupy.get_default_memory_pool()
     if pool.get_limit():
         return
@@ -277,15 +314,87 @@ def ensure_gpu_pool() -> None:
 
 
 def gpu_headroom_bytes() -> tuple:
-    """``(free, headroom)`` on the current device: free device memory (driver free + idle pool
-    blocks) and what the pool may still allocate under its limit."""
+    """``(free, headroom)`` on the current device, in bytes: the free device memory (what a
+    percentage budget is of) and what CuPy may still allocate.
+
+    With CuPy's own pool: the driver's free memory plus the pool's idle blocks, and what the
+    pool may still allocate under its limit. With CuPy allocating through RMM:
+    :func:`rmm_headroom_bytes`.
+    """
     import cupy
 
+    if cupy_allocates_through_rmm():
+        return rmm_headroom_bytes()
     pool = cupy.get_default_memory_pool()
     free = int(cupy.cuda.runtime.memGetInfo()[0]) + int(pool.free_bytes())
     limit = int(pool.get_limit())
     headroom = free if not limit else min(free, max(limit - int(pool.used_bytes()), 0))
     return free, headroom
+
+
+def rmm_headroom_bytes() -> tuple:
+    """``(free, headroom)`` of RMM's current device resource, for CuPy allocating through it.
+
+    The resource is read from the top down to the first ``PoolMemoryResource``. What is
+    allocated comes from the first adaptor above the pool that counts it:
+    ``TrackingResourceAdaptor`` or ``LimitingResourceAdaptor`` (``get_allocated_bytes()``),
+    ``StatisticsResourceAdaptor`` (``allocation_counts``' current bytes); every allocation
+    from the pool passes through it.
+
+    * With a pool: free is its ``pool_size()`` less what is allocated. A pool that may still
+      grow is counted at its present size (RMM does not say its maximum): give it a maximum
+      equal to its size, as :func:`gpu_trend.dask.rmm_options` does.
+    * Without one (``cudaMalloc``, ``cudaMallocAsync``, managed memory): free is the
+      driver's free memory (memory a ``cudaMallocAsync`` pool keeps after frees is not
+      counted).
+
+    The headroom is the free memory, capped by a ``LimitingResourceAdaptor``'s limit less
+    its allocated bytes.
+
+    Raises
+    ------
+    DeviceMemoryUnknownError
+        A pool without an adaptor above it that counts allocations: how much of it is free
+        is unknown.
+    """
+    import rmm  # imported already: CuPy's allocator is RMM's
+
+    mr = rmm.mr.get_current_device_resource()
+    top = type(mr).__name__
+    allocated = room = pool = None
+    while mr is not None:
+        if isinstance(mr, rmm.mr.PoolMemoryResource):
+            pool = int(mr.pool_size())
+            break
+        if isinstance(mr, rmm.mr.LimitingResourceAdaptor) and room is None:
+            room = int(mr.get_allocation_limit()) - int(mr.get_allocated_bytes())
+        if allocated is None:
+            allocated = _allocated_through(rmm, mr)
+        mr = getattr(mr, "upstream_mr", None)
+    if pool is None:
+        import cupy
+
+        free = int(cupy.cuda.runtime.memGetInfo()[0])
+    elif allocated is None:
+        raise DeviceMemoryUnknownError(
+            f"CuPy allocates through RMM, whose resource ({top}) is a pool of "
+            f"{format_bytes(pool)} that cannot say how much of it is in use, so gpu_trend "
+            f"cannot size its memory budget. Wrap the resource in an adaptor that counts "
+            f"allocations: dask-cuda's rmm_track_allocations=True (gpu_trend.dask."
+            f"rmm_options() sets it), or in one process rmm.statistics.enable_statistics()")
+    else:
+        free = max(pool - allocated, 0)
+    return free, free if room is None else max(min(free, room), 0)
+
+
+def _allocated_through(rmm, mr):
+    """Bytes allocated through the RMM resource `mr`, or None when it does not count them."""
+    if isinstance(mr, (rmm.mr.TrackingResourceAdaptor, rmm.mr.LimitingResourceAdaptor)):
+        return int(mr.get_allocated_bytes())
+    if isinstance(mr, rmm.mr.StatisticsResourceAdaptor):
+        counts = mr.allocation_counts  # a dict in older RMM, a Statistics dataclass since
+        return int(counts["current_bytes"] if isinstance(counts, dict) else counts.current_bytes)
+    return None
 
 
 def resolve_budget(memory_limit, backend: str, *, reserve: int = 0) -> int:

@@ -128,6 +128,60 @@ def test_wide_dask_dataframe_equals_local(client):
     pd.testing.assert_frame_equal(res.latest().compute(), want.latest())
 
 
+# --- a separate source (the moving averages' input) ----------------------------------------
+
+@pytest.mark.parametrize("policy", ["raise", "ffill"])
+def test_dask_array_with_a_source_equals_local(client, policy):
+    close = grid()
+    source = close * (1 + 0.003 * np.sin(np.arange(close.shape[1])))
+    if policy == "ffill":
+        close[[3, 7], 120] = np.nan
+        source[4, 130] = np.nan
+    cfg = ATCConfig(nan_policy=policy)
+    want = gpu_trend.compute_atc(close, cfg, source=source, members=True, **CPU)
+    assert not np.array_equal(want.average_signal, gpu_trend.compute_atc(
+        close, cfg, **CPU).average_signal, equal_nan=True)  # the source makes a difference
+    # Chunked unlike close: it is rechunked to close's blocks.
+    res = gtd.compute_atc(da.from_array(close, chunks=(7, 100)), cfg, members=True,
+                          source=da.from_array(source, chunks=(5, -1)), **CPU)
+    assert_same_result(res.compute(), want)
+    pd.testing.assert_frame_equal(res.latest().compute(), want.latest())
+
+
+def test_wide_dask_dataframe_with_a_source_equals_local(client):
+    uni = demo_universe(20, 240, seed=5)
+    wide = uni.close.copy()
+    wide.iloc[-25:, 3] = np.nan
+    hl2 = (uni.high + uni.low) / 2
+    hl2.iloc[-25:, 3] = np.nan
+    want = gpu_trend.compute_atc(wide, source=hl2, **CPU)
+    # Its columns in another order, its rows in other partitions.
+    res = gtd.compute_atc(dd.from_pandas(wide, npartitions=3), **CPU,
+                          source=dd.from_pandas(hl2[hl2.columns[::-1]], npartitions=2))
+    assert_same_result(res.compute(), want)
+    pd.testing.assert_frame_equal(res.latest().compute(), want.latest())
+
+
+def test_a_source_unlike_close_is_an_error_on_the_client(tmp_path):
+    close = grid(n_sym=12)
+    x = da.from_array(close, chunks=(4, -1))
+    with pytest.raises(gpu_trend.ATCInputError, match=r"source has shape \(11, 260\), close "
+                                                      r"has \(12, 260\)"):
+        gtd.compute_atc(x, source=x[1:])
+    with pytest.raises(gpu_trend.ATCInputError, match="source must be a Dask array like close, "
+                                                      "got ndarray"):
+        gtd.compute_atc(x, source=close)
+    wide = demo_universe(4, 50, seed=1).close
+    frame = dd.from_pandas(wide, npartitions=2)
+    with pytest.raises(gpu_trend.ATCInputError, match=r"missing \['" + wide.columns[3]):
+        gtd.compute_atc(frame, source=dd.from_pandas(wide.iloc[:, :3], npartitions=1))
+    with pytest.raises(gpu_trend.ATCInputError, match="source's times are not close's: e.g."):
+        gtd.compute_atc(frame, source=dd.from_pandas(wide.iloc[1:], npartitions=1))
+    wide.to_parquet(tmp_path / "w.parquet")
+    with pytest.raises(TypeError, match="reads no source column"):
+        gtd.compute_atc(tmp_path / "w.parquet", source=x)
+
+
 def mixed_long_table() -> pd.DataFrame:
     """A long table of symbols on their own calendars: hourly 24/7, a weekday-only one, one
     whose data ended early and one listed late."""
@@ -218,6 +272,54 @@ def test_the_data_never_passes_through_the_client(client, parquet_files):
     res = gtd.compute_atc(str(folder / "*.parquet"), **CPU)
     graph = dict(res.latest().__dask_graph__())
     assert len(pickle.dumps(graph)) < 64_000
+
+
+def write_row_groups(path, table, groups):
+    """`table` as one Parquet file with a row group per entry of `groups` (boolean masks)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = [pa.Table.from_pandas(table[g], preserve_index=False) for g in groups]
+    with pq.ParquetWriter(path, parts[0].schema) as writer:
+        for part in parts:
+            writer.write_table(part)
+
+
+def test_row_groups_of_long_files_are_partitions(client, tmp_path):
+    long = mixed_long_table()
+    ended = ended_symbol(long)
+    symbols = sorted(set(long["symbol"]) - {ended})
+    sym = long["symbol"]
+    write_row_groups(tmp_path / "long.parquet", long,
+                     [sym.isin(symbols[:3]), sym.isin(symbols[3:8]), sym.isin(symbols[8:])])
+    # One symbol's table in two row groups (slices of time): read whole, named after the file.
+    single = long[sym == ended].drop(columns="symbol")
+    early = single["time"] < single["time"].iloc[40]
+    write_row_groups(tmp_path / f"{ended}.parquet", single, [early, ~early])
+    files = [tmp_path / "long.parquet", tmp_path / f"{ended}.parquet"]
+    want = gpu_trend.compute_atc(read_universe(long), **CPU)
+    res = gtd.compute_atc(files, split_row_groups=True, **CPU)
+    assert res.partitions.labels == [f"{files[0]} row group {i}" for i in range(3)] + [
+        str(files[1])]
+    got = res.compute()
+    assert_same_result(take(got, [got.symbols.index(s) for s in want.symbols]), want)
+    pd.testing.assert_frame_equal(res.latest().compute().loc[want.symbols], want.latest())
+    assert_same_scan(gtd.scan(files, split_row_groups=True, top=3, **CPU),
+                     gpu_trend.scan(long, progress=False, top=3, **CPU))
+
+
+def test_a_symbol_in_two_row_groups_is_an_error_naming_both(client, tmp_path):
+    long = mixed_long_table()
+    cut = long["time"] < long["time"].median()  # every symbol has rows in both row groups
+    write_row_groups(tmp_path / "a.parquet", long, [cut, ~cut])
+    with pytest.raises(DataError, match=r"is in .*a.parquet row group 0 and in .*a.parquet "
+                                        r"row group 1"):
+        gtd.compute_atc(tmp_path / "a.parquet", split_row_groups=True, **CPU).compute()
+    with pytest.raises(ValueError, match="split_row_groups is for Parquet files, not a Dask "
+                                         "array"):
+        gtd.compute_atc(da.from_array(grid()), split_row_groups=True)
+    with pytest.raises(ValueError, match="warm scans read files whole"):
+        gtd.scan(tmp_path / "a.parquet", split_row_groups=True, state=True)
 
 
 # --- scans ------------------------------------------------------------------------------------

@@ -38,9 +38,10 @@ def symbol_names(symbols, n_rows: int) -> list:
     return names
 
 
-def one_time_block(x, *, members: bool, memory_limit):
+def one_time_block(x, *, members: bool, memory_limit, inputs: int = 1):
     """`x` as float64 (symbols × bars) with time in one block and blocks of symbols whose
-    input and outputs fit the per-worker budget (smaller blocks are kept as they are).
+    inputs (`inputs` rows per symbol: 2 with a separate source) and outputs fit the
+    per-worker budget (smaller blocks are kept as they are).
 
     Raises MemoryBudgetError, naming the sizes, when one symbol's history does not fit.
     """
@@ -60,18 +61,27 @@ def one_time_block(x, *, members: bool, memory_limit):
     # On a GPU the budget is device memory, which the client cannot see: only an explicit
     # size caps the blocks there.
     if not is_cupy(x._meta) or (spec is not None and not str(spec).strip().endswith("%")):
-        cap = rows_per_block(max(n_sym, 1), n_bars, members, worker_budget(spec))
+        cap = rows_per_block(max(n_sym, 1), n_bars, members, worker_budget(spec), inputs)
         if rows and max(rows) > cap:
             rows = cap
     return x.astype(np.float64).rechunk({0: rows, 1: -1})
 
 
-def padded_block(block, names, times, cfg, *, backend, members, memory_limit, calendar):
-    """One task: ATC of `block`'s rows (a wide frame on `times` when given) on the worker,
-    as :func:`pad_result` puts it at the block's width."""
-    close = block if times is None else pd.DataFrame(block.T, index=times, columns=names)
-    res = engine.compute_atc(close, cfg, backend=backend, members=members,
-                             symbols=None if times is not None else names,
+def task_input(block, names, times):
+    """A task's rows as the engine takes them: the block, or a wide frame on `times`."""
+    if block is None or times is None:
+        return block
+    return pd.DataFrame(block.T, index=times, columns=names)
+
+
+def padded_block(block, source, names, times, cfg, *, backend, members, memory_limit,
+                 calendar):
+    """One task: ATC of `block`'s rows (with `source`'s rows as the MA input when given; a
+    wide frame on `times` when given) on the worker, as :func:`pad_result` puts it at the
+    block's width."""
+    res = engine.compute_atc(task_input(block, names, times), cfg,
+                             source=task_input(source, names, times), backend=backend,
+                             members=members, symbols=None if times is not None else names,
                              memory_limit=memory_limit, calendar=calendar)
     return pad_result(res, block.shape[1])
 
@@ -108,13 +118,13 @@ def pad_result(res: ATCResult, width: int, columns=None) -> dict:
     return out
 
 
-def latest_block(block, names, times, cfg, *, backend, memory_limit, calendar):
+def latest_block(block, source, names, times, cfg, *, backend, memory_limit, calendar):
     """One task: the ``latest()`` rows of `block`, streamed through :func:`gpu_trend.iter_atc`
     so that the task holds no more than the budget's chunk of outputs at a time (on a GPU
     they stay on the device: only the table comes back, as in :func:`gpu_trend.scan`)."""
-    close = block if times is None else pd.DataFrame(block.T, index=times, columns=names)
     frames = [r.latest() for r in engine.iter_atc(
-        close, cfg, backend=backend, symbols=None if times is not None else names,
+        task_input(block, names, times), cfg, source=task_input(source, names, times),
+        backend=backend, symbols=None if times is not None else names,
         memory_limit=memory_limit, calendar=calendar, on_device=resolve_backend(backend) == "gpu")]
     return pd.concat(frames) if frames else empty_latest()
 
@@ -148,7 +158,8 @@ class DaskATCResult:
         One task per block of symbols, returning its outputs: the graph the arrays share.
     """
 
-    def __init__(self, close, cfg, names, times, *, backend, members, memory_limit, calendar):
+    def __init__(self, close, cfg, names, times, *, source=None, backend, members,
+                 memory_limit, calendar):
         import dask
         import dask.array as da
 
@@ -156,6 +167,9 @@ class DaskATCResult:
         self.symbols, self.config, self.members = names, cfg, members
         self.index = pd.RangeIndex(n_bars, name="bar") if times is None else times
         self._close = close
+        # `source` is chunked like `close`: its blocks pair up with close's.
+        self._sources = ([None] * len(close.chunks[0]) if source is None
+                         else list(source.to_delayed().ravel()))
         self._opts = dict(backend=backend, memory_limit=budget_spec(memory_limit),
                           calendar=calendar)
         rows = np.cumsum((0,) + close.chunks[0])
@@ -163,8 +177,8 @@ class DaskATCResult:
         # The times go into the graph once, not once per task.
         self._times = None if times is None else dask.delayed(times)
         self.blocks = [dask.delayed(padded_block, pure=True)(
-            b, part, self._times, cfg, members=members, **self._opts)
-            for b, part in zip(close.to_delayed().ravel(), self._names)]
+            b, src, part, self._times, cfg, members=members, **self._opts)
+            for b, src, part in zip(close.to_delayed().ravel(), self._sources, self._names)]
         xp = namespace(close._meta)
 
         def stacked(key, shape_of, dtype, xp=xp):
@@ -196,9 +210,10 @@ class DaskATCResult:
         import dask
         import dask.dataframe as dd
 
-        parts = [dask.delayed(latest_block, pure=True)(b, part, self._times, self.config,
+        parts = [dask.delayed(latest_block, pure=True)(b, src, part, self._times, self.config,
                                                        **self._opts)
-                 for b, part in zip(self._close.to_delayed().ravel(), self._names)]
+                 for b, src, part in zip(self._close.to_delayed().ravel(), self._sources,
+                                         self._names)]
         return dd.from_delayed(parts, meta=empty_latest(), verify_meta=False)
 
     def compute(self, **kwargs) -> ATCResult:

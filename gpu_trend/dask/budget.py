@@ -44,26 +44,27 @@ def worker_budget(spec) -> int:
     return memory.parse_memory_limit(spec, available=available)
 
 
-def block_bytes_per_symbol(n_bars: int, members: bool) -> int:
-    """A task's bytes per symbol of a block beyond the engine's working memory: its row of
-    input and its outputs."""
-    return n_bars * (8 + outputs.bytes_per_symbol_bar(members))
+def block_bytes_per_symbol(n_bars: int, members: bool, inputs: int = 1) -> int:
+    """A task's bytes per symbol of a block beyond the engine's working memory: its rows of
+    input (`inputs`: 2 with a separate source) and its outputs."""
+    return n_bars * (8 * inputs + outputs.bytes_per_symbol_bar(members))
 
 
-def rows_per_block(n_symbols: int, n_bars: int, members: bool, budget: int) -> int:
-    """Most symbols one task's block may hold so that its input and outputs fit `budget`.
+def rows_per_block(n_symbols: int, n_bars: int, members: bool, budget: int,
+                   inputs: int = 1) -> int:
+    """Most symbols one task's block may hold so that its inputs and outputs fit `budget`.
 
     Raises
     ------
     gpu_trend.memory.MemoryBudgetError
         Not even one symbol's whole history fits: time cannot be one block.
     """
-    per_symbol = block_bytes_per_symbol(n_bars, members)
+    per_symbol = block_bytes_per_symbol(n_bars, members, inputs)
     rows = budget // per_symbol if per_symbol else n_symbols
     if rows < 1:
         raise memory.MemoryBudgetError(
             f"one symbol's {n_bars:,} bars need {memory.format_bytes(per_symbol)} for their "
-            f"input and outputs in one task, over the per-worker budget of "
+            f"inputs and outputs in one task, over the per-worker budget of "
             f"{memory.format_bytes(budget)}: the time axis must be one block per task. Raise "
             f"memory_limit (or the workers' memory), ask for fewer outputs (members=False), or "
             f"compute the history in slices of time with gpu_trend.iter_time_slices",

@@ -2,8 +2,9 @@
 
 Partitions come from a list or glob of files (one partition per file, read by
 :func:`gpu_trend.read_universe` on the worker: the client sends paths and gets results back,
-never the data), from a long Dask DataFrame (one partition per partition, each symbol's rows
-in one of them), or from the blocks of a Dask array or wide Dask DataFrame.
+never the data; or one per row group of a long Parquet file), from a long Dask DataFrame
+(one partition per partition, each symbol's rows in one of them), or from the blocks of a Dask
+array or wide Dask DataFrame.
 
 Each symbol is computed on its own bars, so partitions are independent, except for what is
 relative to the whole universe: the union calendar (``calendar="union"``), and the scanner's
@@ -22,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from .. import calendars, engine
-from ..files import TABLE_SUFFIXES
-from ..io import DataError, Universe, read_universe
+from ..files import TABLE_SUFFIXES, table_kind
+from ..io import FIELDS, DataError, Universe, read_universe
 from ..results import ATCResult
 from .arrays import empty_latest, merged_rows, pad_result
 
@@ -87,13 +88,64 @@ def table_files(data) -> list:
     return files
 
 
-def from_files(files, read_options) -> Partitions:
-    """One partition per file, read on the workers."""
+def from_files(files, read_options, *, split_row_groups=False) -> Partitions:
+    """One partition per file, read on the workers; with `split_row_groups`, one per row
+    group of each long Parquet file (:func:`row_groups`)."""
     import dask
 
     read = dask.delayed(read_universe, pure=False)
-    return Partitions([read(str(f), **read_options) for f in files], [str(f) for f in files],
-                      list(files))
+    read_group = dask.delayed(read_row_group, pure=False)
+    unis, labels, paths = [], [], []
+    for f in files:
+        groups = row_groups(f, read_options) if split_row_groups else 1
+        if groups == 1:
+            unis.append(read(str(f), **read_options))
+            labels.append(str(f))
+            paths.append(f)
+            continue
+        for i in range(groups):
+            unis.append(read_group(str(f), i, read_options))
+            labels.append(f"{f} row group {i}")
+            paths.append(None)  # not a file: a state cannot be kept next to it
+    return Partitions(unis, labels, paths)
+
+
+def row_groups(path, read_options) -> int:
+    """How many partitions `path` makes with ``split_row_groups``: the row groups of a long
+    Parquet file (one with a symbol column, found as :func:`gpu_trend.read_universe` finds
+    it), else 1: a wide or one-symbol table's row groups are slices of time, each holding
+    every symbol. Only the file's footer is read (on the client)."""
+    if (table_kind(path) != "parquet" or read_options.get("format", "auto") == "wide"
+            or read_options.get("symbol") is not None):
+        return 1
+    import pyarrow.parquet as pq
+
+    from ..io import _resolve_columns
+
+    meta = pq.read_metadata(path)
+    mapping = {k: v for k, v in (read_options.get("columns") or {}).items() if k == "symbol"}
+    found = _resolve_columns(meta.schema.names, mapping, ["symbol"], str(path))
+    return meta.num_row_groups if "symbol" in found else 1
+
+
+def read_row_group(path, index, read_options) -> Universe:
+    """One task: row group `index` of the long Parquet file `path` (only the columns the
+    reader needs), read by :func:`gpu_trend.read_universe`; its errors name the file and
+    the row group."""
+    import pyarrow.parquet as pq
+
+    from ..io import _columns_to_read
+
+    where = f"{path} row group {index}"
+    try:
+        pf = pq.ParquetFile(path)
+        keep = _columns_to_read(pf.schema_arrow.names, read_options.get("columns"),
+                                ["symbol", "time", *(read_options.get("fields") or FIELDS)],
+                                where)
+        frame = pf.read_row_group(index, columns=keep).to_pandas()
+        return read_universe(frame, **read_options)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}", symbol=exc.symbol, time=exc.time) from exc
 
 
 def from_blocks(close, names_of_blocks, times, read_options) -> Partitions:
