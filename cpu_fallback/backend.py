@@ -186,7 +186,7 @@ def _step_symbol(src, close, start, tf, s, k, p, lens, growth, ma, wbuf, want, m
     """Bars ``tf:`` of resumed symbol ``s`` (state row ``k``), a bar at a time: every member
     and family stepped through the bar, state read from and written to its rows.
 
-    The arithmetic of the cores' one-bar steps (``Cores.ma_step`` and the others, inlined),
+    The arithmetic of the cores' one-bar steps (``Cores.ma_step`` and the others),
     in the cores' order: the same bits as ``member_core`` and ``layer2_core`` over the same
     bars, without their 60 calls a symbol. The state rows are read from ``pmst`` / ``plst``
     on the first bar when given (not copied first), and written back after each bar.

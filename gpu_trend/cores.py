@@ -101,13 +101,10 @@ class Cores(NamedTuple):
     member_core: object
     layer2_core: object
     final_core: object
-    # Two of the steps the row functions are made of, for the sweep's kernels
-    # (gpu_trend.sweep_cores), which run them on rows the row functions do not take.
-    round2: object
-    equity_step: object
-    member_equity: object
-    # One bar of the row functions, for the CPU's few-bar path (cpu_fallback.backend), which
+    # One bar of the row functions: the sweep's kernels (gpu_trend.sweep_cores) run them on
+    # rows the row functions do not take, and the CPU's few-bar path (cpu_fallback.backend)
     # steps every member of a symbol through a bar without a call per member.
+    member_equity: object
     return_at: object
     ma_step: object
     cross_step: object
@@ -472,5 +469,5 @@ def build_cores(jit, mul):
             st[F_U] = u_prev
             st[F_V] = v_prev
 
-    return Cores(returns_row, window_rows, member_core, layer2_core, final_core, round2,
-                 equity_step, member_equity, return_at, ma_step, cross_step, layer2_step)
+    return Cores(returns_row, window_rows, member_core, layer2_core, final_core, member_equity,
+                 return_at, ma_step, cross_step, layer2_step)

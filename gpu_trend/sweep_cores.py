@@ -14,9 +14,10 @@ are scattered. :func:`build_sweep_cores` compiles, for both targets like
   member's q·E and E to every bar's N and D; called for the nine members in order, it
   makes each bar's N and D by the same additions, in the same order, as layer2_core's
   member loop, and it reads each row once, straight through. ``layer2_rows`` is
-  layer2_core's loop over bars on those sums: X_k = round2(N / D) and S_k.
+  layer2_core's loop over bars on those sums: X_k = round2(N / D) and S_k
+  (``Cores.layer2_step``).
 
-They use the cores' own ``round2``, ``equity_step`` and ``member_equity``; the sweep tests
+They use the cores' own ``layer2_step`` and ``member_equity``; the sweep tests
 hold every output to the bits of separate ``compute_atc`` calls on grids over each field.
 """
 
@@ -48,8 +49,6 @@ def build_sweep_cores(jit, mul, core):
         sout)`` writes every bar of X_k and S_k.
     """
 
-    round2 = core.round2
-    equity_step = core.equity_step
     member_equity = core.member_equity
 
     @jit
@@ -87,8 +86,8 @@ def build_sweep_cores(jit, mul, core):
                 xout[t] = math.nan
                 sout[t] = math.nan
                 continue
-            x = round2(num[t] / den[t])
-            a, s = equity_step(s, a, r[t], x_prev, tau == cutout, w0, d)
+            x, a, s = core.layer2_step(num[t], den[t], tau == cutout, s, a, r[t], x_prev, w0,
+                                       d)
             xout[t] = x
             sout[t] = s
             x_prev = x
