@@ -30,8 +30,7 @@ from numba.extending import intrinsic
 
 from cpu_fallback import cache  # noqa: F401  (its cache locators, before the first njit)
 from gpu_trend import outputs
-from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, M_A, M_ACC, M_ACC2, M_E,
-                             M_GT, M_KAMA, M_LT, M_OK, M_Q, M_Y, M_Y2, N_FAMILIES, N_MEMBERS,
+from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, N_FAMILIES, N_MEMBERS,
                              N_SIGNALS, build_cores)
 from gpu_trend.memory import F8, Footprint
 from gpu_trend.state import NO_AT, NO_RESUME, NO_T_FROM, STATE_BYTES, BlockState, state_rows
@@ -208,32 +207,15 @@ def _step_symbol(src, close, start, tf, s, k, p, lens, growth, ma, wbuf, want, m
             for i in range(N_MEMBERS):
                 j = N_MEMBERS * fam + i
                 length = lens[fam, i]
-                q = m_in[k, j, M_Q]
-                a = m_in[k, j, M_A]
-                e = m_in[k, j, M_E]
+                acc, y, acc2, y2, k_prev, q, gt, lt, ok, a, e = cores.load_member(m_in[k, j])
                 x_lag = row_src[t - length] if fam == KAMA and tau >= length else np.nan
                 m, acc, y, acc2, y2, k_prev = cores.ma_step(
                     row_src[t], x_lag, ma[i, t] if pre else np.nan, tau, fam, length,
-                    2.0 / (length + 1), m_in[k, j, M_ACC], m_in[k, j, M_Y], m_in[k, j, M_ACC2],
-                    m_in[k, j, M_Y2], m_in[k, j, M_KAMA])
+                    2.0 / (length + 1), acc, y, acc2, y2, k_prev)
                 q_prev = q
-                q, gt, lt, ok = cores.cross_step(m, row_close[t], p.tie_rtol, q,
-                                                 m_in[k, j, M_GT] != 0.0,
-                                                 m_in[k, j, M_LT] != 0.0,
-                                                 m_in[k, j, M_OK] != 0.0)
+                q, gt, lt, ok = cores.cross_step(m, row_close[t], p.tie_rtol, q, gt, lt, ok)
                 a, e = cores.member_equity(tau, p.cutout, e, a, r, q_prev, p.decay)
-                st = mst[k, j]
-                st[M_ACC] = acc
-                st[M_Y] = y
-                st[M_ACC2] = acc2
-                st[M_Y2] = y2
-                st[M_KAMA] = k_prev
-                st[M_Q] = q
-                st[M_GT] = 1.0 if gt else 0.0
-                st[M_LT] = 1.0 if lt else 0.0
-                st[M_OK] = 1.0 if ok else 0.0
-                st[M_A] = a
-                st[M_E] = e
+                cores.store_member(mst[k, j], acc, y, acc2, y2, k_prev, q, gt, lt, ok, a, e)
                 if want:
                     mma[s, j, t] = m
                     msig[s, j, t] = q

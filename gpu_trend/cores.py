@@ -105,6 +105,8 @@ class Cores(NamedTuple):
     # rows the row functions do not take, and the CPU's few-bar path (cpu_fallback.backend)
     # steps every member of a symbol through a bar without a call per member.
     member_equity: object
+    load_member: object
+    store_member: object
     return_at: object
     ma_step: object
     cross_step: object
@@ -295,6 +297,26 @@ def build_cores(jit, mul):
         return q, gt, lt, ok
 
     @jit
+    def load_member(st):
+        # A member's state row (M_ACC … M_E): its recurrences, crossover machine and equity.
+        return (st[M_ACC], st[M_Y], st[M_ACC2], st[M_Y2], st[M_KAMA], st[M_Q],
+                st[M_GT] != 0.0, st[M_LT] != 0.0, st[M_OK] != 0.0, st[M_A], st[M_E])
+
+    @jit
+    def store_member(st, acc, y, acc2, y2, k_prev, q, gt, lt, ok, a, e):
+        st[M_ACC] = acc
+        st[M_Y] = y
+        st[M_ACC2] = acc2
+        st[M_Y2] = y2
+        st[M_KAMA] = k_prev
+        st[M_Q] = q
+        st[M_GT] = 1.0 if gt else 0.0
+        st[M_LT] = 1.0 if lt else 0.0
+        st[M_OK] = 1.0 if ok else 0.0
+        st[M_A] = a
+        st[M_E] = e
+
+    @jit
     def member_core(src, close, r, start, t_from, fam, length, cutout, d, tie, ma, pre, want,
                     q_out, e_out, st, resume, keep):
         # One member through every bar: MA (ma_step), crossover signal (cross_step),
@@ -323,17 +345,7 @@ def build_cores(jit, mul):
         a = 0.0
         e = math.nan
         if resume:
-            acc = st[M_ACC]
-            y = st[M_Y]
-            acc2 = st[M_ACC2]
-            y2 = st[M_Y2]
-            k_prev = st[M_KAMA]
-            q = st[M_Q]
-            gt_prev = st[M_GT] != 0.0
-            lt_prev = st[M_LT] != 0.0
-            ok_prev = st[M_OK] != 0.0
-            a = st[M_A]
-            e = st[M_E]
+            acc, y, acc2, y2, k_prev, q, gt_prev, lt_prev, ok_prev, a, e = load_member(st)
         for t in range(max(start, t_from), n):
             tau = t - start
             x = src[t]
@@ -367,17 +379,7 @@ def build_cores(jit, mul):
             q_out[t] = q
             e_out[t] = e
         if keep:
-            st[M_ACC] = acc
-            st[M_Y] = y
-            st[M_ACC2] = acc2
-            st[M_Y2] = y2
-            st[M_KAMA] = k_prev
-            st[M_Q] = q
-            st[M_GT] = 1.0 if gt_prev else 0.0
-            st[M_LT] = 1.0 if lt_prev else 0.0
-            st[M_OK] = 1.0 if ok_prev else 0.0
-            st[M_A] = a
-            st[M_E] = e
+            store_member(st, acc, y, acc2, y2, k_prev, q, gt_prev, lt_prev, ok_prev, a, e)
 
     @jit
     def layer2_step(num, den, first, s, a, r, x_prev, w0, d):
@@ -470,4 +472,4 @@ def build_cores(jit, mul):
             st[F_V] = v_prev
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core, member_equity,
-                 return_at, ma_step, cross_step, layer2_step)
+                 load_member, store_member, return_at, ma_step, cross_step, layer2_step)
