@@ -12,6 +12,12 @@ functions both backends are made of:
   the long/short events (spec 7.3–7.4).
 * ``window_rows``: the CPU's shared pass for the window families (below).
 
+The row functions are loops over bars of one-bar steps, which :class:`Cores` also
+exports: ``return_at``, ``ma_step``, ``cross_step``, ``member_equity`` and
+``layer2_step``, and ``load_member`` / ``store_member`` for a member's state row.
+The CPU runs them directly where a loop per member costs more than the bar
+(a live update's few new bars) and the sweeps use them on rows of their own.
+
 The CPU backend (:mod:`cpu_fallback.backend`) compiles them with
 ``numba.njit`` and runs them in parallel over symbols; the GPU backend
 (:mod:`gpu_trend.gpu`) compiles
