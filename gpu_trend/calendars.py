@@ -137,6 +137,5 @@ def last_times(index: pd.Index, positions: np.ndarray | None, n_symbols: int,
             return [index[-1]] * n_symbols
         return [index[-1] if h else None for h in np.asarray(has_bars)]
     last = positions[:, -1] if positions.shape[1] else np.full(n_symbols, -1)
-    times = np.asarray(index.take(np.maximum(last, 0)).tolist() + [None], dtype=object)[:-1]
-    times[last < 0] = None  # the None element keeps NumPy from unpacking tuple times
-    return times.tolist()
+    times = index.take(np.maximum(last, 0)).tolist()
+    return [t if p >= 0 else None for t, p in zip(times, last.tolist())]

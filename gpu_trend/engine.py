@@ -90,7 +90,7 @@ def _normalise(data, name):
             frame = _flat_columns(frame, ("close",))[0]
         _check_numeric_columns(frame, name)
         _check_time_index(frame.index, name)
-        names, index = list(frame.columns), frame.index
+        names, index = frame.columns.tolist(), frame.index
         arr = frame.to_numpy(dtype=np.float64, na_value=np.nan).T
     elif is_cudf(data):
         frame = data.to_frame(name=data.name if data.name is not None else "0") \
@@ -133,7 +133,11 @@ def _numeric_array(data, name):
 
 def _check_numeric_columns(frame: pd.DataFrame, name: str) -> None:
     """Only number columns are prices: a date, flag, category or text column is not a symbol."""
-    for col, dtype in frame.dtypes.items():
+    dtypes = frame.dtypes
+    if all(pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d)
+           for d in set(dtypes.tolist())):  # a few dtypes, not one check per symbol
+        return
+    for col, dtype in dtypes.items():
         if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             raise ATCInputError(f"{name}: column {col!r} holds {dtype}, not prices; drop it, or "
                                 f"make it the index if it holds the times", symbol=str(col))

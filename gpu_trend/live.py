@@ -132,7 +132,8 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
 def _new_bars(state: ATCState, close, source, symbols) -> Bars:
     """The update's bars, each symbol's packed to the right, with their positions."""
     cfg = state.config
-    if isinstance(close, pd.DataFrame) and "symbol" in [str(c).lower() for c in close.columns]:
+    if isinstance(close, pd.DataFrame) and any(str(c).lower() == "symbol"
+                                               for c in close.columns.tolist()):
         close = read_universe(close)
     plain = not isinstance(close, (pd.DataFrame, pd.Series, Universe))
     if plain and symbols is None:
@@ -279,19 +280,28 @@ def _next_state(state, names, at, n_fresh, live, bars_after, last, since, new,
         grown[at] = part
         return grown
 
-    times = calendars.last_times(new.index, new.positions[take], len(take))
-    last_time = np.asarray(list(state.last_time) + [None] * (n_fresh + 1), dtype=object)[:-1]
-    last_time[at] = np.asarray(times + [None], dtype=object)[:-1]
+    # Every updated symbol has a bar in the update, its last one in the last column.
+    times = new.index.take(new.positions[take][:, -1]) if len(take) else new.index[:0]
+    last_time = list(state.last_time) + [None] * n_fresh
+    for k, t in zip(at.tolist(), times.tolist()):
+        last_time[k] = t
     clock = new.index[-1] if len(new.index) else None
     if state.clock is not None and (clock is None or not clock > state.clock):
         clock = state.clock
     fresh = [names[j] for j in np.flatnonzero(at >= len(state.symbols))]
-    out = ATCState(state.config, list(state.symbols) + fresh, last_time.tolist(),
+    out = ATCState(state.config, list(state.symbols) + fresh, last_time,
                    merged(state.bars, bars_after), live.close_window, live.source_window,
                    live.member, live.layer2, live.final, merged(state.last, last),
                    merged(state.since, since), clock)
-    if not fresh:  # the same symbols: the next update's lookups reuse the symbol index
+    # What the next update looks up, made here without a loop over the symbols: the symbol
+    # index (the same symbols), and the last times as an Index where its type stays the same.
+    if not fresh:
         out.__dict__["_symbol_index"] = state._symbol_index
+    old_times = state.last_times
+    if old_times.dtype == times.dtype and old_times.dtype != object:
+        rows = np.concatenate([np.arange(len(old_times)), np.zeros(n_fresh, dtype=np.int64)])
+        rows[at] = len(old_times) + np.arange(len(at))
+        out.__dict__["last_times"] = old_times.append(times).take(rows)
     return out
 
 

@@ -137,6 +137,22 @@ def test_the_cpu_few_bar_path_equals_the_cores(monkeypatch, members):
                                           err_msg=f"{n_new} bars, state {key}")
 
 
+def test_an_updated_state_knows_its_last_times_as_one_built_from_scratch():
+    """The new state's last times come as an Index made without a loop over the symbols;
+    it must be the Index its last_time list gives (stale-bar checks compare with it)."""
+    table = long_table()
+    cut = pd.Timestamp("2023-09-15")  # L is listed after the cut: a fresh symbol
+    state = gpu_trend.compute_atc(gpu_trend.read_universe(table[table.time <= cut]),
+                                  return_state=True).state
+    for part in (table[(table.time > cut) & (table.time <= cut + pd.Timedelta(days=3))],
+                 table[table.time > cut + pd.Timedelta(days=3)]):
+        state = update_atc(state, part).state
+        assert "last_times" in state.__dict__  # made by the update, not rebuilt
+        rebuilt = pd.Index([np.nan if t is None else t for t in state.last_time])
+        pd.testing.assert_index_equal(state.last_times, rebuilt)
+        assert state.last_times.dtype.kind == "M"
+
+
 def long_table():
     """Three calendars: daily, weekly, and a symbol listed later."""
     rng = np.random.default_rng(9)
