@@ -33,6 +33,14 @@ step "benchmark: members on, 5,000 x 1,500"
 $PY benchmarks/bench_atc.py --symbols 5000 --bars 1500 --backend gpu --members --repeat 5 \
     --no-cpu --json "$OUT/gpu_members.json" 2>&1 | tail -6 | tee "$OUT/bench_members.txt"
 
+step "live update: one bar for 5,000 symbols from a GPU state, against recomputing 1,501 bars"
+$PY benchmarks/bench_update.py --symbols 5000 --bars 1500 --rounds 7 --backend gpu 2>&1 \
+    | tail -4 | tee "$OUT/bench_update.txt"
+
+step "sweep: the 27-point lengths x robustness grid, 500 x 1,500, against separate calls"
+$PY benchmarks/bench_sweep.py --grid lengths --symbols 500 --bars 1500 --rounds 3 --backend gpu \
+    2>&1 | tail -6 | tee "$OUT/bench_sweep.txt"
+
 if command -v ncu >/dev/null 2>&1; then
     # Skips the 16 launches of the check and the warm-ups; profiles the first full-size call.
     step "per-kernel profile (ncu), one call on 5,000 x 1,500"
