@@ -136,6 +136,8 @@ def bar_label(index, bar: int, positions=None) -> str:
     if positions is not None:
         own = bar - int((positions < 0).sum())
         pos = int(positions[bar]) if 0 <= bar < len(positions) else -1
+        if own < 0:  # a column before the input's bars: an update's window from its state
+            return "an earlier bar (in the state)"
         return f"bar {own}" if pos < 0 else f"bar {own} ({index[pos]})"
     if index is None or isinstance(index, pd.RangeIndex):
         return f"bar {bar}"

@@ -601,17 +601,25 @@ class Workload:
                                   else None)
 
     # -- running --------------------------------------------------------------------------
-    def check(self, plan) -> np.ndarray:
+    def check(self, plan, first_column: int = 0) -> np.ndarray:
         """Check the whole universe in slices; raise for the first symbol at fault.
 
-        Returns every symbol's first valid close.
+        Bars before ``first_column`` are not looked at (they were checked before: an update's
+        window of a symbol's past bars, whose last column it starts from). Returns every
+        symbol's first valid close.
         """
         n_sym = self.shape[0]
         starts = np.empty(n_sym, dtype=np.int64)
         step = plan.validate_symbols
+        c = first_column
         for a in range(0, n_sym, step):
             b = min(a + step, n_sym)
-            found = checks.check_symbols(*self.rows(a, b), nan_policy=self.cfg.nan_policy)
+            close, source = self.rows(a, b)
+            found = checks.check_symbols(close[:, c:], None if source is close else source[:, c:],
+                                         nan_policy=self.cfg.nan_policy)
+            if c:
+                found = dataclasses.replace(found, start=found.start + c,
+                                            bar=np.where(found.bar >= 0, found.bar + c, -1))
             row = found.first_error()
             if row is not None:
                 name = self.names[a + row]

@@ -91,7 +91,9 @@ def update_atc(state: ATCState, close, *, source=None, backend="auto", members=F
     # A few bars a symbol: one block for every symbol, if the budget allows (the CPU's
     # default cap on a block is sized for whole histories).
     plan = work.plan(memory_limit, streaming=False, chunk_symbols=max(len(names), 1))
-    starts = work.check(plan)
+    # The state's window was checked when its bars came; from its last column on, a hole
+    # right after a symbol's last bar is still inside its history.
+    starts = work.check(plan, first_column=max(width - 1, 0))
     starts = np.where(listed, t_from - bars_before, starts).astype(np.int64)
     caught = work.growth_warning(starts, stacklevel=2)
     # The new state's arrays: the old symbols' rows, then the new symbols'. The blocks read

@@ -214,6 +214,33 @@ def test_stale_or_repeated_bars_are_refused():
         update_atc(head.state, np.ones((3, 1)))
 
 
+def test_bad_prices_and_holes_in_an_update_are_named():
+    """An update checks its new bars (its state's window was checked before): a bad price,
+    and under nan_policy="raise" a hole right after a symbol's last bar, which is inside its
+    history, are errors naming the symbol and the bar."""
+    rng = np.random.default_rng(8)
+    close = 30 * np.exp(np.cumsum(rng.normal(0, 0.02, (3, 90)), axis=1))
+    head = gpu_trend.compute_atc(close[:, :80], return_state=True)
+    bad = close[:, 80:84].copy()
+    bad[1, 2] = -1.0
+    with pytest.raises(ATCInputError, match=r"symbol '1': close must be a finite price > 0, "
+                                            r"got -1.0 at bar 2 \(82\)"):
+        update_atc(head.state, bad)
+    hole = close[:, 80:84].copy()
+    hole[2, 0] = np.nan
+    with pytest.raises(ATCInputError, match=r"symbol '2': close is NaN at bar 0 \(80\), inside "
+                                            r"its history \(first valid close at an earlier bar "
+                                            r"\(in the state\)\)"):
+        update_atc(head.state, hole)
+    # Under "pine" the same hole is the script's NaN bar, and the update equals one call.
+    cfg = ATCConfig(nan_policy="pine")
+    whole = close.copy()
+    whole[2, 80] = np.nan
+    head = gpu_trend.compute_atc(whole[:, :80], cfg, return_state=True)
+    np.testing.assert_array_equal(update_atc(head.state, whole[:, 80:]).average_signal,
+                                  gpu_trend.compute_atc(whole, cfg).average_signal[:, 80:])
+
+
 def test_config_and_version_mismatches_are_named(tmp_path):
     head = gpu_trend.compute_atc(np.full((2, 80), 5.0) + np.arange(80), return_state=True)
     path = head.state.save(tmp_path / "s.npz")
