@@ -14,6 +14,10 @@ their window sums from one shared backward pass per bar
 (``Cores.window_rows``), which yields the sums of all nine member lengths at
 once; the GPU sums each member's window in its own thread, adding the same
 terms in the same order, so both give the same bits.
+
+A resumed symbol with a few new bars (a live update) takes :func:`_step_symbol`
+instead: the cores' one-bar steps for all 54 members a bar at a time, which
+spares it 60 core calls whose set-up would cost more than the bar itself.
 """
 
 import contextlib
