@@ -1,14 +1,13 @@
-"""Where the CPU kernel's time goes: each family and the final core, timed alone.
+"""Where the CPU kernel's time goes: each family's lane kernel, timed alone, on one thread.
 
-``run_cpu`` runs, per symbol, the returns, then per family the shared window
-pass (window families only), nine ``member_core`` calls (MA, signal, Layer-1
-equity) and one ``layer2_core`` (family signal and its equity), then one
-``final_core`` (Average_Signal, direction, events). This script times each
-family's share and the final core over the whole universe, on all Numba
-threads, with the scratch arrays ``run_cpu`` uses, and prints them next to the
-full ``compute_atc`` call. EMA (nine cheap recurrences) is close to the cost
-every family pays for its 9 member signals/equities and its Layer-2 equity;
-what the other families cost beyond it is their moving averages.
+``run_cpu`` (``cpu_fallback/backend.py``) runs the symbols in lane blocks of ``LANES``: it
+copies a block's rows time-major, runs the six families' lane kernels (``family_lanes``: the
+window pass, nine members and Layer 2, every lane a SIMD lane), then ``final_core`` per
+symbol. This script runs the same calls from Python, block by block, and sums each family's
+time, so that the families' shares can be compared with each other and with the whole
+``compute_atc`` call (both cores; printed last). EMA (nine cheap recurrences, no window) is
+close to the cost every family pays for its members' signals and equities and its Layer 2;
+what the window families cost beyond it is their window pass and moving averages.
 
 Usage::
 
@@ -19,89 +18,72 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
-import numba
 import numpy as np
 
 import gpu_trend
-from cpu_fallback.backend import _family_cpu, cores
+from cpu_fallback.backend import _block_inputs, _fresh_rows, cores, family_lanes
+from cpu_fallback.lanes import LANES
 from gpu_trend import FAMILIES, outputs
-from gpu_trend.checks import check_symbols
-from gpu_trend.cores import N_MEMBERS
+from gpu_trend.state import state_rows
 
 
-@numba.njit(parallel=True)
-def _one_family(fam, src, close, growth, starts, lens, weights, cutout, d, tie, xs, ss):
-    n_sym, n_bars = close.shape
-    maxlen = lens.max()
-    for s in numba.prange(n_sym):
-        r = np.empty(n_bars)
-        ma = np.empty((N_MEMBERS, n_bars))
-        q = np.empty((N_MEMBERS, n_bars), dtype=np.int8)
-        wbuf = np.empty((2, maxlen))
-        cores.returns_row(close[s], growth, starts[s], r)
-        _family_cpu(src[s], close[s], r, starts[s], fam, lens[fam], weights[fam], cutout, d, tie,
-                    ma, q, ma, wbuf, False, xs[s, fam], ss[s, fam])
-
-
-@numba.njit(parallel=True)
-def _final(xs, ss, starts, cutout, th_long, th_short, dsrc, shift, avg, dirn, longs, shorts):
-    for s in numba.prange(xs.shape[0]):
-        cores.final_core(xs[s], ss[s], starts[s], cutout, th_long, th_short, dsrc, shift,
-                         avg[s], dirn[s], longs[s], shorts[s])
-
-
-def _median_time(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def main(argv=None) -> int:
-    """Print the per-core timing table."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--symbols", type=int, default=1000)
-    p.add_argument("--bars", type=int, default=1500)
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-
-    from gpu_trend.bench import make_prices
-
-    close, _ = make_prices(args.symbols, args.bars, args.seed)
-    cfg = gpu_trend.ATCConfig()
-    n_sym, n_bars = close.shape
-    starts = check_symbols(close).start
-    prm = cfg.kernel_params(n_bars)
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--symbols", type=int, default=1000)
+    ap.add_argument("--bars", type=int, default=1500)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    n_sym, n_bars = args.symbols - args.symbols % LANES or LANES, args.bars
+    rng = np.random.default_rng(0)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.015, (n_sym, n_bars)), axis=1))
+    gpu_trend.compute_atc(close[:LANES], backend="cpu")  # compile / load the cache
+    p = gpu_trend.ATCConfig().kernel_params(n_bars)
+    starts = np.zeros(n_sym, dtype=np.int64)
     out = outputs.allocate(np, n_sym, n_bars, False)
-    xs, ss = out["family_signals"], out["family_equities"]
-    rows = []
-    for f, name in enumerate(FAMILIES):
-        t = _median_time(lambda f=f: _one_family(
-            f, close, close, prm.growth, starts, prm.lengths, prm.weights, prm.cutout,
-            prm.decay, prm.tie_rtol, xs, ss), args.repeat)
-        rows.append((f"family {name}", t))
-    t = _median_time(lambda: _final(xs, ss, starts, prm.cutout, prm.long_threshold,
-                                    prm.short_threshold, prm.direction_source, prm.strategy_view,
-                                    out["average_signal"], out["direction"], out["long_events"],
-                                    out["short_events"]), args.repeat)
-    rows.append(("final_core", t))
-    total = _median_time(lambda: gpu_trend.compute_atc(close, cfg, backend="cpu"), args.repeat)
-    print(f"{n_sym} symbols × {n_bars} bars, {numba.get_num_threads()} threads, "
-          f"median of {args.repeat}")
-    print(f"{'piece':<22} {'ms':>8} {'ms/symbol':>10} {'ns/symbol-bar':>14} {'share':>6}")
-    parts = sum(t for _, t in rows)
-    for name, t in rows + [("sum of the pieces", parts), ("compute_atc (all)", total)]:
-        print(f"{name:<22} {1e3 * t:>8.1f} {1e3 * t / n_sym:>10.4f} "
-              f"{1e9 * t / (n_sym * n_bars):>14.1f} {100 * t / total:>5.0f}%")
-    return 0
+    none = np.empty((1, 54, 0))
+    mst, lst, _ = state_rows(np, n_sym)
+    maxlen = int(p.lengths.max())
+    blocks = [np.arange(b, b + LANES) for b in range(0, n_sym, LANES)]
+    close_t = src_t = np.empty((n_bars, LANES))  # the source is the close
+    first = np.empty(LANES, dtype=np.int64)
+    start, ws, wt = np.empty(LANES), np.empty((maxlen, LANES)), np.empty((maxlen, LANES))
+    times = {name: [] for name in (*FAMILIES, "block inputs", "final_core", "compute_atc")}
+    for _ in range(args.repeat):
+        spent = dict.fromkeys(times, 0.0)
+        for syms in blocks:
+            for s in syms:
+                _fresh_rows(mst[s], lst[s])
+            t0 = time.perf_counter()
+            _block_inputs(close, close, starts, syms, src_t, close_t, first, start, False)
+            spent["block inputs"] += time.perf_counter() - t0
+            for f, name in enumerate(FAMILIES):
+                t0 = time.perf_counter()
+                family_lanes(f, src_t, close_t, p.growth, first, start, 0, n_bars, p.lengths[f], p.cutout,
+                             p.decay, p.tie_rtol, p.weights[f], LANES, syms, syms, mst, lst, ws,
+                             wt, out["family_signals"], out["family_equities"], False, none,
+                             none, none)
+                spent[name] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for s in syms:
+                cores.final_core(out["family_signals"][s], out["family_equities"][s], 0, 0,
+                                 p.cutout, p.long_threshold, p.short_threshold,
+                                 p.direction_source, p.strategy_view, out["average_signal"][s],
+                                 out["direction"][s], out["long_events"][s],
+                                 out["short_events"][s], mst[s, 0, :3], False, False)
+            spent["final_core"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        gpu_trend.compute_atc(close, backend="cpu")
+        spent["compute_atc"] = time.perf_counter() - t0
+        for name, sec in spent.items():
+            times[name].append(sec)
+    print(f"{n_sym} symbols × {n_bars} bars, {LANES} lanes, median of {args.repeat}; "
+          "one thread (compute_atc: all threads)")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"  {name:>13}: {med * 1e3:8.1f} ms  {med / (n_sym * n_bars) * 1e9:6.1f} ns/symbol-bar")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

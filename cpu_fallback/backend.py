@@ -33,6 +33,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from cpu_fallback import cache  # noqa: F401  (its cache locators, before the first njit)
+from cpu_fallback.lanes import LANES, build_lanes
 from gpu_trend import outputs
 from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, N_FAMILIES, N_MEMBERS,
                              N_SIGNALS, build_cores)
@@ -42,13 +43,24 @@ from gpu_trend.state import NO_AT, NO_RESUME, NO_T_FROM, STATE_BYTES, BlockState
 MEMORY = "host"
 
 #: A resumed symbol with at most this many bars to compute takes the few-bar path
-#: (:func:`_step_symbol`): a live update's bar costs about what 60 core calls' set-up costs.
+#: (:func:`_step_symbol`): a lane block would wait for it to load 54 state rows per bar.
 STEP_BARS = 8
 
-#: Per-thread scratch of :func:`run_cpu` per bar: returns, nine window values that become the
-#: member equities, nine member signals (float64, as the member outputs: one compiled
-#: specialisation of the cores). With members, the latter rows are the outputs themselves.
-SCRATCH_BYTES_PER_BAR = (1 + 2 * N_MEMBERS) * F8
+#: False sends every symbol alone through the few-bar path, a bar at a time: the scalar
+#: reference the tests compare the lane blocks with (the same bits, slower).
+USE_LANES = True
+
+#: Per-thread scratch of :func:`run_cpu` per bar: a lane block's close, time-major, in the same
+#: memory as the few-bar path's nine window values (:func:`_scratch`); the source needs LANES
+#: doubles more when it is not the close.
+SCRATCH_BYTES_PER_BAR = max(LANES, N_MEMBERS) * F8
+
+
+def _scratch_doubles_per_bar(separate_source):
+    return max(N_MEMBERS, LANES * (2 if separate_source else 1))
+#: Per-thread scratch per bar of the longest window: the few-bar path's window sums (2) and a
+#: lane block's (2 × LANES).
+SCRATCH_BYTES_PER_WINDOW_BAR = (2 + 2 * LANES) * F8
 
 
 # ----------------------------------------------------------------------------
@@ -143,7 +155,11 @@ def _mul(a, b):
     return a * b
 
 
-cores = build_cores(_jit, _mul)
+# The one-bar steps and the lanes' window pass are forced inline: a call left in a lane loop
+# keeps LLVM from vectorising it (cpu_fallback/lanes.py).
+_inline_jit = numba.njit(cache=True, error_model="numpy", forceinline=True)
+cores = build_cores(_jit, _mul, _inline_jit)
+family_lanes = build_lanes(cores, _mul, _jit, _inline_jit)
 
 
 @intrinsic
@@ -171,22 +187,9 @@ def _borrowed(typingctx, arr):
 
 
 @_jit
-def _family_cpu(src, close, r, start, t_from, fam, lens, w, cutout, d, tie, ma, q, e, wbuf, want,
-                xout, sout, mst, lst, resume, keep):
-    """One symbol × one family: the shared window pass, nine members, Layer 2."""
-    pre = fam != EMA and fam != DEMA
-    if pre:
-        cores.window_rows(src, start, t_from, close.shape[0], fam, lens, ma, wbuf)
-    for i in range(N_MEMBERS):
-        cores.member_core(src, close, r, start, t_from, fam, lens[i], cutout, d, tie, ma[i], pre,
-                          want, q[i], e[i], mst[i], resume, keep)
-    cores.layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, lst, resume, keep)
-
-
-@_jit
-def _step_symbol(src, close, start, tf, s, k, p, lens, growth, ma, wbuf, want, mma, msig, meq,
-                 xs, ss, mst, lst, pmst, plst):
-    """Bars ``tf:`` of resumed symbol ``s`` (state row ``k``), a bar at a time: every member
+def _step_symbol(src, close, start, tf, t_end, s, k, p, lens, growth, ma, wbuf, want, mma, msig,
+                 meq, xs, ss, mst, lst, pmst, plst):
+    """Bars ``tf .. t_end−1`` of symbol ``s`` (state row ``k``), a bar at a time: every member
     and family stepped through the bar, state read from and written to its rows.
 
     The arithmetic of the cores' one-bar steps (``Cores.ma_step`` and the others),
@@ -194,9 +197,8 @@ def _step_symbol(src, close, start, tf, s, k, p, lens, growth, ma, wbuf, want, m
     bars, without their 60 calls a symbol. The state rows are read from ``pmst`` / ``plst``
     on the first bar when given (not copied first), and written back after each bar.
     """
-    n = close.shape[1]
     row_src, row_close = src[s], close[s]
-    for t in range(tf, n):
+    for t in range(tf, t_end):
         tau = t - start
         r = cores.return_at(row_close, growth, start, t)
         first = t == tf and pmst.shape[0] > 0
@@ -251,10 +253,74 @@ def _copy_rows(src, dst):
             dst[i, j] = src[i, j]
 
 
+@_jit
+def _fresh_rows(mst, lst):
+    # The state before a symbol's first bar: member_core's and layer2_core's starting values.
+    for j in range(N_SIGNALS):
+        cores.store_member(mst[j], 0.0, np.nan, 0.0, np.nan, 0.0, 0.0, False, False, False, 0.0,
+                           np.nan)
+    for f in range(N_FAMILIES):
+        lst[f, L_X] = np.nan
+        lst[f, L_A] = 0.0
+        lst[f, L_S] = np.nan
+
+
+@_jit
+def _prepare(src, close, s, k, t_end, starts, t_from, resume, p, lens, growth, ma, wbuf, want,
+             mma, msig, meq, xs, ss, mst, lst, fst, pmst, plst, pfst):
+    """Symbol ``s`` (state row ``k``) up to bar ``t_end``: its rows copied from the prior ones or
+    set fresh, the bars before its first one NaN, and its first bars stepped
+    (:func:`_step_symbol`); a lane block then takes it on from ``t_end``."""
+    n_sym, n = close.shape
+    res = resume[s] if resume.shape[0] == n_sym else False
+    tf = t_from[s] if t_from.shape[0] == n_sym else 0
+    start = starts[s]
+    first = max(start, tf)
+    prior = res and pfst.shape[0] > 0
+    if prior:
+        for j in range(fst.shape[1]):
+            fst[k, j] = pfst[k, j]
+    direct = prior and first < t_end  # the step reads the prior rows on its first bar
+    if prior and not direct:
+        _copy_rows(pmst[k], mst[k])
+        _copy_rows(plst[k], lst[k])
+    elif not res:
+        _fresh_rows(mst[k], lst[k])
+    for f in range(N_FAMILIES):
+        for t in range(tf, min(first, n)):
+            xs[s, f, t] = np.nan
+            ss[s, f, t] = np.nan
+    if want:
+        for j in range(N_SIGNALS):
+            for t in range(min(start, n)):
+                mma[s, j, t] = np.nan
+                msig[s, j, t] = np.nan
+                meq[s, j, t] = np.nan
+    if first < t_end:
+        _step_symbol(src, close, start, first, t_end, s, k, p, lens, growth, ma, wbuf, want, mma,
+                     msig, meq, xs, ss, mst, lst, pmst if direct else pmst[:0],
+                     plst if direct else plst[:0])
+
+
+@_jit
+def _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separate):
+    # A lane block's rows, time-major, and its lanes' listing bars.
+    n = close.shape[1]
+    for k in range(syms.shape[0]):
+        s = syms[k]
+        first[k] = starts[s]
+        start[k] = float(starts[s])
+        for t in range(n):
+            close_t[t, k] = close[s, t]
+        if separate:
+            for t in range(n):
+                src_t[t, k] = src[s, t]
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
-            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch, step_bars):
-    """Run every symbol in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
+            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch, single, order):
+    """Run every symbol, in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
     ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
     ``t_from[s]`` (0, or past a resumed history's window; ``t_from`` may be
@@ -262,71 +328,79 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     outputs may be allocated uninitialised. ``mst`` (S, 54, 11), ``lst``
     (S, 6, 3) and ``fst`` (S, 3) are the state rows (:mod:`gpu_trend.state`),
     read where ``resume[s]`` (``resume`` may be empty: no symbol resumes) and
-    written back with ``keep``; symbol s has row ``at[s]`` (``at`` may be empty: row s).
+    written (``fst`` only with ``keep``: the caller's rows are scratch without it); symbol s
+    has row ``at[s]`` (``at`` may be empty: row s).
     ``pmst``, ``plst``, ``pfst``: rows a resumed symbol is copied from (same row) before it
-    starts, or empty: its rows are read where they are. ``scratch``: :func:`_scratch`'s pair.
-    A resumed symbol with at most ``step_bars`` bars to compute (and ``keep``) takes
-    :func:`_step_symbol`.
+    starts, or empty: its rows are read where they are. ``scratch``: :func:`_scratch`'s arrays.
+    Symbols ``single`` run alone through the few-bar path (:func:`_step_symbol`); the others,
+    ``order``, in lane blocks of :data:`~cpu_fallback.lanes.LANES`, consecutive symbols of
+    ``order`` together (sorted by first bar, a block's lanes start together).
     Every array is used borrowed (:func:`_borrowed`): the caller holds them for the call.
     """
-    n_sym = close.shape[0]
+    n_sym, n = close.shape
     b = _borrowed
     src, close, xs, ss, avg, dirn, longs, shorts = (b(src), b(close), b(xs), b(ss), b(avg),
                                                     b(dirn), b(longs), b(shorts))
     mma, msig, meq, mst, lst, fst = b(mma), b(msig), b(meq), b(mst), b(lst), b(fst)
-    pmst, plst, pfst, scratch, wbuf_all = b(pmst), b(plst), b(pfst), b(scratch[0]), b(scratch[1])
+    pmst, plst, pfst = b(pmst), b(plst), b(pfst)
+    block_all, wbuf_all, ws_all, wt_all = b(scratch[0]), b(scratch[1]), b(scratch[2]), b(scratch[3])
+    separate = block_all.shape[1] >= 2 * LANES * max(n, 1)  # a source other than the close
     lens, growth = b(p.lengths), b(p.growth)
-    for s in numba.prange(n_sym):
+    for i in numba.prange(single.shape[0]):
+        s = single[i]
         k = at[s] if at.shape[0] == n_sym else np.int64(s)
-        res = resume[s] if resume.shape[0] == n_sym else False
-        tf = t_from[s] if t_from.shape[0] == n_sym else 0
-        step = res and keep and close.shape[1] - tf <= step_bars
-        if res and pfst.shape[0]:
-            for j in range(fst.shape[1]):
-                fst[k, j] = pfst[k, j]
-            if not step:
-                _copy_rows(pmst[k], mst[k])
-                _copy_rows(plst[k], lst[k])
-        # Each thread's own rows: returns, then nine window values, then nine member signals.
         tid = numba.get_thread_id()
-        r = scratch[tid, 0]
-        wbuf = wbuf_all[tid]
-        if step:
-            _step_symbol(src, close, starts[s], tf, s, k, p, lens, growth,
-                         scratch[tid, 1:1 + N_MEMBERS], wbuf, want, mma, msig, meq, xs, ss, mst,
-                         lst, pmst, plst)
-        elif want:
-            cores.returns_row(close[s], growth, starts[s], tf, r)
-            for f in range(N_FAMILIES):
-                lo = N_MEMBERS * f
-                hi = lo + N_MEMBERS
-                _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
-                            p.cutout, p.decay, p.tie_rtol, mma[s, lo:hi], msig[s, lo:hi],
-                            meq[s, lo:hi], wbuf, want, xs[s, f], ss[s, f], mst[k, lo:hi],
-                            lst[k, f], res, keep)
-        else:
-            cores.returns_row(close[s], growth, starts[s], tf, r)
-            # Each member's window values come in on its `ma` row and its Layer-1 equities
-            # go out on the same row: member_core reads bar t before it writes bar t.
-            ma = scratch[tid, 1:1 + N_MEMBERS]
-            q = scratch[tid, 1 + N_MEMBERS:]
-            for f in range(N_FAMILIES):
-                lo = N_MEMBERS * f
-                _family_cpu(src[s], close[s], r, starts[s], tf, f, lens[f], p.weights[f],
-                            p.cutout, p.decay, p.tie_rtol, ma, q, ma, wbuf, want, xs[s, f],
-                            ss[s, f], mst[k, lo:lo + N_MEMBERS], lst[k, f], res, keep)
-        cores.final_core(xs[s], ss[s], starts[s], tf, p.cutout, p.long_threshold,
-                         p.short_threshold, p.direction_source, p.strategy_view,
-                         avg[s], dirn[s], longs[s], shorts[s], fst[k], res, keep)
+        _prepare(src, close, s, k, n, starts, t_from, resume, p, lens, growth,
+                 block_all[tid, :N_MEMBERS * n].reshape((N_MEMBERS, n)), wbuf_all[tid], want, mma, msig, meq, xs, ss,
+                 mst, lst, fst, pmst, plst, pfst)
+        cores.final_core(xs[s], ss[s], starts[s], t_from[s] if t_from.shape[0] == n_sym else 0,
+                         p.cutout, p.long_threshold, p.short_threshold, p.direction_source,
+                         p.strategy_view, avg[s], dirn[s], longs[s], shorts[s], fst[k],
+                         resume[s] if resume.shape[0] == n_sym else False, keep)
+    for blk in numba.prange((order.shape[0] + LANES - 1) // LANES):
+        lo = blk * LANES
+        n_real = min(LANES, order.shape[0] - lo)
+        tid = numba.get_thread_id()
+        syms = np.empty(LANES, np.int64)
+        rows = np.empty(LANES, np.int64)
+        first = np.empty(LANES, np.int64)
+        start = np.empty(LANES)
+        t0 = 0
+        for j in range(LANES):  # lanes past n_real repeat the last symbol and write nothing
+            s = order[lo + min(j, n_real - 1)]
+            syms[j] = s
+            rows[j] = at[s] if at.shape[0] == n_sym else s
+            t0 = max(t0, starts[s], t_from[s] if t_from.shape[0] == n_sym else 0)
+        for j in range(n_real):
+            _prepare(src, close, syms[j], rows[j], t0, starts, t_from, resume, p, lens, growth,
+                     block_all[tid, :N_MEMBERS * n].reshape((N_MEMBERS, n)), wbuf_all[tid], want, mma, msig, meq, xs,
+                     ss, mst, lst, fst, pmst, plst, pfst)
+        close_t = block_all[tid, :n * LANES].reshape((n, LANES))
+        src_t = block_all[tid, n * LANES:2 * n * LANES].reshape((n, LANES)) if separate else close_t
+        _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separate)
+        for f in range(N_FAMILIES):
+            family_lanes(f, src_t, close_t, growth, first, start, t0, n, lens[f], p.cutout, p.decay,
+                         p.tie_rtol, p.weights[f], n_real, syms, rows, mst, lst, ws_all[tid],
+                         wt_all[tid], xs, ss, want, mma, msig, meq)
+        for j in range(n_real):
+            s = syms[j]
+            cores.final_core(xs[s], ss[s], starts[s],
+                             t_from[s] if t_from.shape[0] == n_sym else 0, p.cutout,
+                             p.long_threshold, p.short_threshold, p.direction_source,
+                             p.strategy_view, avg[s], dirn[s], longs[s], shorts[s], fst[rows[j]],
+                             resume[s] if resume.shape[0] == n_sym else False, keep)
 
 
-def _scratch(n_bars, max_len):
-    """Each pool thread's rows for :func:`run_cpu`: (threads, 19, T) and its window sums
-    (threads, 2, max_len). Thread ids run up to the pool's size (NUMBA_NUM_THREADS), whatever
-    set_num_threads says."""
+def _scratch(n_bars, max_len, separate_source):
+    """Each pool thread's scratch for :func:`run_cpu`: a lane block's close and source (T ×
+    LANES each; before them, the few-bar path's nine window-value rows of T), the few-bar
+    path's window sums (threads, 2, max_len) and a lane block's (threads, max_len, LANES) twice.
+    Thread ids run up to the pool's size (NUMBA_NUM_THREADS), whatever set_num_threads says."""
     n_pool = numba.config.NUMBA_NUM_THREADS
-    return (np.empty((n_pool, SCRATCH_BYTES_PER_BAR // F8, n_bars)),
-            np.empty((n_pool, 2, max(max_len, 1))))
+    max_len = max(max_len, 1)
+    return (np.empty((n_pool, _scratch_doubles_per_bar(separate_source) * max(n_bars, 1))),
+            np.empty((n_pool, 2, max_len)), np.empty((n_pool, max_len, LANES)),
+            np.empty((n_pool, max_len, LANES)))
 
 
 def in_disk_cache() -> bool:
@@ -348,13 +422,32 @@ def scratch_footprint(n_bars, *, members, separate_source, max_len) -> Footprint
     Numba's runtime allocates it through Python's raw allocator, so
     tracemalloc sees it (tests check the count against it).
     """
-    per_thread = SCRATCH_BYTES_PER_BAR * n_bars + 2 * max_len * F8
+    per_bar = _scratch_doubles_per_bar(separate_source) * F8
+    per_thread = per_bar * max(n_bars, 1) + SCRATCH_BYTES_PER_WINDOW_BAR * max(max_len, 1)
     return Footprint(per_symbol=STATE_BYTES,
                      fixed=numba.config.NUMBA_NUM_THREADS * per_thread)
 
 
 def release_memory() -> None:
     """Nothing to release: NumPy and Numba hand freed memory straight back."""
+
+
+def _routes(st, starts, n_sym, n_bars, step_bars):
+    """Which symbols run alone (``single``) and which in lane blocks (``order``, sorted by first
+    bar, so that a block's lanes start on nearly the same bar).
+
+    Alone: a resumed symbol with at most ``step_bars`` bars to compute (a live update), and a
+    symbol with no bar to compute.
+    """
+    t_from = st.t_from if len(st.t_from) == n_sym else np.zeros(n_sym, dtype=np.int64)
+    first = np.maximum(starts, t_from)
+    alone = first >= n_bars
+    if len(st.resume) == n_sym and st.keep:
+        alone |= st.resume & (n_bars - t_from <= step_bars)
+    if not USE_LANES:
+        alone[:] = True
+    order = np.flatnonzero(~alone)
+    return np.flatnonzero(alone), order[np.argsort(first[order], kind="stable")]
 
 
 def run_block(close, source, starts, params, members, out=None, *, state=None,
@@ -398,13 +491,18 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
     # Without a state the rows are scratch the cores may write to (S × 4.9 KB).
     st = state if state is not None else BlockState(NO_T_FROM, NO_RESUME, *state_rows(np, n_sym),
                                                     False, NO_AT)
+    if state is not None and not state.keep:
+        # The kernel writes the rows it works on; rows it may not keep are read from copies.
+        st = st._replace(member=st.member.copy(), layer2=st.layer2.copy(), final=st.final.copy())
+    single, order = _routes(st, starts, n_sym, n_bars,
+                            STEP_BARS if step_bars is None else step_bars)
     with _parallel_guard():
         run_cpu(source, close, starts, st.t_from, params, out["family_signals"],
                 out["family_equities"], out["average_signal"], out["direction"], out["long_events"],
                 out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
                 st.resume, st.keep, st.at, *(st.prior or state_rows(np, 0)),
-                _scratch(n_bars, int(params.lengths.max(initial=0))),
-                STEP_BARS if step_bars is None else step_bars)
+                _scratch(n_bars, int(params.lengths.max(initial=0)), source is not close),
+                single, order)
     if on_launched is not None:
         on_launched()
     return out

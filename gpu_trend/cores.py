@@ -117,9 +117,12 @@ class Cores(NamedTuple):
     ma_step: object
     cross_step: object
     layer2_step: object
+    window_value: object
+    window_ready: object
+    growth_return: object
 
 
-def build_cores(jit, mul):
+def build_cores(jit, mul, step_jit=None):
     """Compile the ATC cores with ``jit`` (``numba.njit`` or a CUDA device jit).
 
     Parameters
@@ -128,13 +131,17 @@ def build_cores(jit, mul):
     mul : compiled function
         ``mul(a, b)``: the float64 product ``a * b``, rounded on its own even
         where an addition follows (on CUDA, ``cuda.libdevice.dmul_rn``).
+    step_jit : decorator, optional
+        For the one-bar steps (default ``jit``). The CPU forces them inline: a call left
+        in a lane loop of :mod:`cpu_fallback.lanes` stops LLVM from vectorising it.
 
     Returns
     -------
     Cores
     """
+    step = jit if step_jit is None else step_jit
 
-    @jit
+    @step
     def round2(x):
         # Ties away from zero on y = fl(100 x), via an exact truncation;
         # floor(y + 0.5) would misround y = 0.49999999999999994. NaN first:
@@ -147,7 +154,7 @@ def build_cores(jit, mul):
             r += 1.0 if y > 0 else -1.0
         return r / 100.0 + 0.0  # + 0.0 turns -0.0 into 0.0
 
-    @jit
+    @step
     def cut(x):
         if x > CUT:
             return 1.0
@@ -155,7 +162,7 @@ def build_cores(jit, mul):
             return -1.0
         return 0.0
 
-    @jit
+    @step
     def ema_step(k, length, alpha, x, acc, y):
         # Input k (from 0) of ta.ema: the mean of the first `length` inputs seeds
         # it, then the recurrence in Pine's operand order. Returns (acc, y); y
@@ -168,7 +175,7 @@ def build_cores(jit, mul):
             y = mul(alpha, x) + mul(1.0 - alpha, y)
         return acc, y
 
-    @jit
+    @step
     def window_value(fam, length, ws, wt):
         # The MA from the backward window sums ws = Σ s_{t-j}, wt = Σ j·s_{t-j}
         # (j < length); for KAMA, ws = Σ|Δs| is its noise.
@@ -177,13 +184,13 @@ def build_cores(jit, mul):
         if fam == WMA:
             return (mul(float(length), ws) - wt) / (length * (length + 1) * 0.5)
         if fam == LSMA:
-            if length == 1:
-                return math.nan
-            # Σ ω_i y_i, ω_i = 2(3i − ℓ + 2)/(ℓ(ℓ+1)), on the backward sums.
-            return (mul(4.0 * length - 2.0, ws) - mul(6.0, wt)) / (length * (length + 1.0))
+            # Σ ω_i y_i, ω_i = 2(3i − ℓ + 2)/(ℓ(ℓ+1)), on the backward sums; a line through
+            # one point is NaN (a select, not a branch: the CPU's lane loops vectorise it).
+            v = (mul(4.0 * length - 2.0, ws) - mul(6.0, wt)) / (length * (length + 1.0))
+            return math.nan if length == 1 else v
         return ws
 
-    @jit
+    @step
     def window_ready(fam, length, tau):
         # Whether a full window exists at bar τ (KAMA's noise needs one more bar).
         return length <= (tau if fam == KAMA else tau + 1)
@@ -223,10 +230,15 @@ def build_cores(jit, mul):
                 else:
                     ma[i, t] = math.nan
 
-    @jit
+    @step
+    def growth_return(c, c_prev, g):
+        # r_t with growth applied (spec 5), from closes c_t, c_{t-1} and g = growth[τ].
+        return (c - c_prev) / c_prev * g
+
+    @step
     def return_at(close, growth, start, t):
         if t > start:
-            return (close[t] - close[t - 1]) / close[t - 1] * growth[t - start]
+            return growth_return(close[t], close[t - 1], growth[t - start])
         return math.nan
 
     @jit
@@ -234,7 +246,7 @@ def build_cores(jit, mul):
         for t in range(max(start, t_from), close.shape[0]):
             r[t] = return_at(close, growth, start, t)
 
-    @jit
+    @step
     def equity_step(e, a, r, sig_prev, first, w0, d):
         # One bar of eq(w, σ, R) from the cutout on (spec 5): the stale return `a`
         # is kept while σ_{t-1} is 0 or NaN; the first bar, and the bar after a
@@ -251,14 +263,14 @@ def build_cores(jit, mul):
                 e = FLOOR
         return a, e
 
-    @jit
+    @step
     def member_equity(tau, cutout, e, a, r, q_prev, d):
         # A member's Layer-1 equity at bar τ: NaN before the cutout, then eq(1, q, R).
         if tau < cutout:
             return a, math.nan
         return equity_step(e, a, r, q_prev, tau == cutout, 1.0, d)
 
-    @jit
+    @step
     def ma_step(x, x_lag, m_pre, tau, fam, length, alpha, acc, y, acc2, y2, k_prev):
         # A member's moving average on a bar with source x (τ bars after the listing) and its
         # recurrences' new state (acc, y, acc2, y2, k_prev). EMA, DEMA and the KAMA recurrence
@@ -286,7 +298,7 @@ def build_cores(jit, mul):
             m = m_pre
         return m, acc, y, acc2, y2, k_prev
 
-    @jit
+    @step
     def cross_step(m, c, tie, q, gt_prev, lt_prev, ok_prev):
         # The crossover signal q after a bar with close c and MA m (tie rule of spec 4), and
         # the flags the next bar compares with: returns (q, gt, lt, ok).
@@ -302,13 +314,13 @@ def build_cores(jit, mul):
                 q = -1.0
         return q, gt, lt, ok
 
-    @jit
+    @step
     def load_member(st):
         # A member's state row (M_ACC … M_E): its recurrences, crossover machine and equity.
         return (st[M_ACC], st[M_Y], st[M_ACC2], st[M_Y2], st[M_KAMA], st[M_Q],
                 st[M_GT] != 0.0, st[M_LT] != 0.0, st[M_OK] != 0.0, st[M_A], st[M_E])
 
-    @jit
+    @step
     def store_member(st, acc, y, acc2, y2, k_prev, q, gt, lt, ok, a, e):
         st[M_ACC] = acc
         st[M_Y] = y
@@ -387,7 +399,7 @@ def build_cores(jit, mul):
         if keep:
             store_member(st, acc, y, acc2, y2, k_prev, q, gt_prev, lt_prev, ok_prev, a, e)
 
-    @jit
+    @step
     def layer2_step(num, den, first, s, a, r, x_prev, w0, d):
         # A bar of Layer 2 from its member sums N = Σ q·E and D = Σ E (summed in member
         # order): X_k = round2(N/D), and its equity's new (a, S_k). Returns (x, a, s).
@@ -478,4 +490,5 @@ def build_cores(jit, mul):
             st[F_V] = v_prev
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core, member_equity,
-                 load_member, store_member, return_at, ma_step, cross_step, layer2_step)
+                 load_member, store_member, return_at, ma_step, cross_step, layer2_step,
+                 window_value, window_ready, growth_return)

@@ -1,0 +1,264 @@
+"""SIMD across symbols: the CPU's whole-history kernel for blocks of :data:`LANES` symbols.
+
+A block's inputs are copied time-major (bar × lane), and every loop over the block's lanes is
+innermost, so LLVM's loop vectoriser turns each into packed AVX/AVX2/AVX-512 instructions:
+one lane per symbol, as the GPU puts one thread per symbol. Each lane performs the IEEE
+operations of the scalar cores in their order (the lane loops call the cores' one-bar steps
+themselves, compiled once), so the results are the same bits; where a step branches on a
+lane's own bar count (a seed, the cutout, a window not yet full), the vectoriser computes both
+sides and selects per lane.
+
+What makes the loops vectorise, found by reading the compiled code (``benchmarks/RESULTS.md``):
+
+* Numba runs no SLP vectoriser, so lanes are a loop, never unrolled scalars; a lane loop whose
+  trip count is a compile-time constant gets fully unrolled first and then stays scalar, so
+  the loops run to ``n_lanes``, a run-time value (always :data:`LANES`).
+* A block's working state lives on the stack (:func:`_stack`): LLVM knows a stack buffer
+  aliases no argument, so it needs no run-time overlap checks (too many of which make it
+  give up).
+* One compiled kernel per family (the family is a closure constant): with the family known,
+  each step's branches on it fold away; left to run time, they do not if-convert.
+* Row views are taken outside the lane loops: an index such as ``(length − 1)·LANES + k`` is
+  not provably non-negative, and Numba's per-element wraparound check becomes a per-lane
+  select of addresses, which LLVM's cost model rejects.
+* The one-bar steps are forced inline (``step_jit`` of :func:`gpu_trend.cores.build_cores`): a
+  call left in a lane loop stops the vectoriser.
+* State is written back through a select, never a branch around a store (masked stores are
+  slow on AMD's cores).
+
+Each lane must compute every bar of the block's range: the driver
+(:func:`cpu_fallback.backend.run_cpu`) brings lanes whose histories start later up to the
+block's first bar with the few-bar path first, and sorts symbols by their first bar so that
+this is rarely more than a few bars.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, LAYER2_STATE, M_A, M_ACC,
+                             M_ACC2, M_E, M_GT, M_KAMA, M_LT, M_OK, M_Q, M_Y, M_Y2, MEMBER_STATE,
+                             N_FAMILIES, N_MEMBERS)
+
+#: Symbols per block: two AVX2 vectors of float64 (one AVX-512 vector). A block's member state
+#: (9 × 11 × LANES float64 per family) stays in the first-level cache.
+LANES = 8
+
+_N_ROWS = N_MEMBERS * MEMBER_STATE + LAYER2_STATE  # a family's state rows: members, then Layer 2
+_L2 = N_MEMBERS * MEMBER_STATE                      # where the Layer-2 rows start
+# Per-bar rows: N and D of Layer 2, the family's X and S, one member's MA, q and E, and the
+# bar's returns.
+_NUM, _DEN, _X, _S, _MA, _Q, _E, _R = range(8)
+_N_BAR = 8
+
+
+@intrinsic
+def _stack(typingctx, rows, cols):
+    """A (rows, cols) float64 buffer on the stack; both sizes compile-time constants.
+
+    LLVM knows it aliases nothing else, which the vectoriser needs to prove that a lane loop's
+    stores do not feed its loads.
+    """
+    if not (isinstance(rows, types.IntegerLiteral) and isinstance(cols, types.IntegerLiteral)):
+        return None
+    n = rows.literal_value * cols.literal_value
+
+    def codegen(context, builder, signature, args):
+        with builder.goto_entry_block():
+            return builder.alloca(context.get_value_type(types.float64),
+                                  size=context.get_constant(types.intp, n))
+
+    return types.CPointer(types.float64)(rows, cols), codegen
+
+
+def _family_kernel(cores, mul, jit, inline_jit, fam):
+    """The lane kernel of family ``fam``: nine members and Layer 2 through bars t0..n−1."""
+    window = fam != EMA and fam != DEMA
+    n_rows, n_bar, lanes = _N_ROWS, _N_BAR, LANES
+
+    @inline_jit
+    def window_pass(src_t, t, jmax, ws, wt, acc, n_lanes):
+        # The backward pass of Cores.window_rows for every lane: Σ s and Σ j·s (KAMA: Σ|Δs|)
+        # of the last j + 1 bars, in that order of terms.
+        for k in range(n_lanes):
+            acc[0, k] = 0.0
+            acc[1, k] = 0.0
+        for j in range(jmax):
+            fj = float(j)
+            now = src_t[t - j]
+            if fam == KAMA:
+                before = src_t[t - j - 1]
+                out = ws[j]
+                for k in range(n_lanes):
+                    a = acc[0, k] + abs(now[k] - before[k])
+                    acc[0, k] = a
+                    out[k] = a
+            else:
+                out_s = ws[j]
+                out_t = wt[j]
+                for k in range(n_lanes):
+                    v = now[k]
+                    a = acc[0, k] + v
+                    b = acc[1, k] + mul(fj, v)
+                    acc[0, k] = a
+                    acc[1, k] = b
+                    out_s[k] = a
+                    out_t[k] = b
+
+    @jit
+    def kernel(src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
+               syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq):
+        # The block's state rows: `rows[k]` of `mst` / `lst` for lane k (lanes past n_real repeat
+        # a real lane and write nothing); outputs go to symbol `syms[k]`.
+        st = numba.carray(_stack(n_rows, lanes), (n_rows, lanes))
+        bar = numba.carray(_stack(n_bar, lanes), (n_bar, lanes))
+        acc = numba.carray(_stack(2, lanes), (2, lanes))
+        n_lanes = src_t.shape[1]
+        col = fam * N_MEMBERS
+        for k in range(lanes):
+            for i in range(N_MEMBERS):
+                for f in range(MEMBER_STATE):
+                    st[i * MEMBER_STATE + f, k] = mst[rows[k], col + i, f]
+            for f in range(LAYER2_STATE):
+                st[_L2 + f, k] = lst[rows[k], fam, f]
+        maxlen = 0
+        for i in range(N_MEMBERS):
+            maxlen = max(maxlen, lens[i])
+        w0 = w if w > FLOOR else FLOOR
+        num, den, x_out, s_out = bar[_NUM], bar[_DEN], bar[_X], bar[_S]
+        ma_out, q_out, e_out, r_now = bar[_MA], bar[_Q], bar[_E], bar[_R]
+        for t in range(t0, n):
+            tf = float(t)
+            if window:
+                window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), ws, wt, acc,
+                            n_lanes)
+            x_now, c_now, c_prev = src_t[t], close_t[t], close_t[max(t - 1, 0)]
+            for k in range(n_lanes):
+                num[k] = 0.0
+                den[k] = 0.0
+                # Cores.return_at, lane by lane (its growth index is each lane's own τ)
+                g = growth[max(t - first[k], 0)]
+                r = cores.growth_return(c_now[k], c_prev[k], g)
+                r_now[k] = r if t > first[k] else math.nan
+            for i in range(N_MEMBERS):
+                length = lens[i]
+                alpha = 2.0 / (length + 1)
+                ws_i = ws[max(length - 1, 0)]
+                wt_i = wt[max(length - 1, 0)]
+                lag = src_t[max(t - length, 0)]
+                s_acc, s_y = st[i * MEMBER_STATE + M_ACC], st[i * MEMBER_STATE + M_Y]
+                s_acc2, s_y2 = st[i * MEMBER_STATE + M_ACC2], st[i * MEMBER_STATE + M_Y2]
+                s_kama, s_q = st[i * MEMBER_STATE + M_KAMA], st[i * MEMBER_STATE + M_Q]
+                s_gt, s_lt = st[i * MEMBER_STATE + M_GT], st[i * MEMBER_STATE + M_LT]
+                s_ok, s_a = st[i * MEMBER_STATE + M_OK], st[i * MEMBER_STATE + M_A]
+                s_e = st[i * MEMBER_STATE + M_E]
+                for k in range(n_lanes):
+                    tau = tf - start[k]
+                    m_pre = math.nan
+                    x_lag = math.nan
+                    if window:
+                        v = cores.window_value(fam, length, ws_i[k], wt_i[k])
+                        m_pre = v if cores.window_ready(fam, length, tau) else math.nan
+                        if fam == KAMA:
+                            x_lag = lag[k] if tau >= length else math.nan
+                    q_prev = s_q[k]
+                    m, acc_, y, acc2, y2, k_prev = cores.ma_step(
+                        x_now[k], x_lag, m_pre, tau, fam, length, alpha, s_acc[k], s_y[k],
+                        s_acc2[k], s_y2[k], s_kama[k])
+                    q, gt, lt, ok = cores.cross_step(m, c_now[k], tie, q_prev, s_gt[k] != 0.0,
+                                                     s_lt[k] != 0.0, s_ok[k] != 0.0)
+                    a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r_now[k], q_prev, d)
+                    s_acc[k] = acc_
+                    s_y[k] = y
+                    s_acc2[k] = acc2
+                    s_y2[k] = y2
+                    s_kama[k] = k_prev
+                    s_q[k] = q
+                    s_gt[k] = 1.0 if gt else 0.0
+                    s_lt[k] = 1.0 if lt else 0.0
+                    s_ok[k] = 1.0 if ok else 0.0
+                    s_a[k] = a
+                    s_e[k] = e
+                    ma_out[k] = m
+                    q_out[k] = q
+                    e_out[k] = e
+                    num[k] += mul(q, e)
+                    den[k] += e
+                if want:
+                    for k in range(n_real):
+                        mma[syms[k], col + i, t] = ma_out[k]
+                        msig[syms[k], col + i, t] = q_out[k]
+                        meq[syms[k], col + i, t] = e_out[k]
+            l_x, l_a, l_s = st[_L2 + L_X], st[_L2 + L_A], st[_L2 + L_S]
+            for k in range(n_lanes):
+                tau = tf - start[k]
+                x0, a0, s0 = l_x[k], l_a[k], l_s[k]
+                x, a, s = cores.layer2_step(num[k], den[k], tau == cutout, s0, a0, r_now[k], x0,
+                                            w0, d)
+                live = tau >= cutout  # Layer 2 holds still (NaN out) before the cutout
+                l_x[k] = x if live else x0
+                l_a[k] = a if live else a0
+                l_s[k] = s if live else s0
+                x_out[k] = x if live else math.nan
+                s_out[k] = s if live else math.nan
+            for k in range(n_real):
+                xs[syms[k], fam, t] = x_out[k]
+                ss[syms[k], fam, t] = s_out[k]
+        for k in range(n_real):
+            for i in range(N_MEMBERS):
+                for f in range(MEMBER_STATE):
+                    mst[rows[k], col + i, f] = st[i * MEMBER_STATE + f, k]
+            for f in range(LAYER2_STATE):
+                lst[rows[k], fam, f] = st[_L2 + f, k]
+
+    return kernel
+
+
+def build_lanes(cores, mul, jit, inline_jit):
+    """The lane kernels of the six families behind one call, ``family_lanes(fam, ...)``.
+
+    Parameters
+    ----------
+    cores : gpu_trend.cores.Cores
+        Built with its one-bar steps forced inline.
+    mul, jit
+        As for :func:`gpu_trend.cores.build_cores`.
+    inline_jit : decorator
+        ``jit`` forcing the function inline (the window pass, which must be vectorised where
+        it is called).
+
+    Returns
+    -------
+    compiled function
+        ``family_lanes(fam, src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie,
+        w, n_real, syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq)``: bars
+        ``t0 .. n−1`` of family ``fam`` for a block whose inputs are ``src_t`` and ``close_t``
+        (bars × lanes) and whose lanes have their listings at ``first`` (int64; ``start``, the
+        same as float64), from and to their state rows; ``ws``, ``wt`` (longest length ×
+        lanes) are the window pass's scratch.
+    """
+    k0, k1, k2, k3, k4, k5 = (_family_kernel(cores, mul, jit, inline_jit, f)
+                              for f in range(N_FAMILIES))
+
+    @jit
+    def family_lanes(fam, src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w,
+                     n_real, syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq):
+        args = (src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
+                syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq)
+        if fam == 0:
+            k0(*args)
+        elif fam == 1:
+            k1(*args)
+        elif fam == 2:
+            k2(*args)
+        elif fam == 3:
+            k3(*args)
+        elif fam == 4:
+            k4(*args)
+        else:
+            k5(*args)
+
+    return family_lanes
