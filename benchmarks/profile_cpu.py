@@ -44,11 +44,10 @@ def main(argv=None):
     out = outputs.allocate(np, n_sym, n_bars, False)
     none = np.empty((1, 54, 0))
     mst, lst, _ = state_rows(np, n_sym)
-    maxlen = int(p.lengths.max())
     blocks = [np.arange(b, b + LANES) for b in range(0, n_sym, LANES)]
     close_t = src_t = np.empty((n_bars, LANES))  # the source is the close
     first = np.empty(LANES, dtype=np.int64)
-    start, ws, wt = np.empty(LANES), np.empty((maxlen, LANES)), np.empty((maxlen, LANES))
+    start = np.empty(LANES)
     times = {name: [] for name in (*FAMILIES, "block inputs", "final_core", "compute_atc")}
     for _ in range(args.repeat):
         spent = dict.fromkeys(times, 0.0)
@@ -61,8 +60,8 @@ def main(argv=None):
             for f, name in enumerate(FAMILIES):
                 t0 = time.perf_counter()
                 family_lanes(f, src_t, close_t, p.growth, first, start, 0, n_bars, p.lengths[f], p.cutout,
-                             p.decay, p.tie_rtol, p.weights[f], LANES, syms, syms, mst, lst, ws,
-                             wt, out["family_signals"], out["family_equities"], False, none,
+                             p.decay, p.tie_rtol, p.weights[f], LANES, syms, syms, mst, lst,
+                             out["family_signals"], out["family_equities"], False, none,
                              none, none)
                 spent[name] += time.perf_counter() - t0
             t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The CPU backend: the ATC cores compiled by ``numba.njit``, parallel over symbols.
+"""The CPU backend: the ATC cores compiled by ``numba.njit``, symbols in SIMD lanes.
 
 It has the same interface as the GPU backend (:mod:`gpu_trend.gpu`), which
 the engine's route table (:mod:`gpu_trend.engine`) relies on:
@@ -9,15 +9,17 @@ the engine's route table (:mod:`gpu_trend.engine`) relies on:
 * :func:`run_block`: one block of symbols, inputs and outputs in its memory;
 * :func:`release_memory`: what to free after an out-of-memory error.
 
-Each symbol runs on one thread through all its bars. The window families get
-their window sums from one shared backward pass per bar
-(``Cores.window_rows``), which yields the sums of all nine member lengths at
-once; the GPU sums each member's window in its own thread, adding the same
-terms in the same order, so both give the same bits.
+Symbols run in blocks of :data:`~cpu_fallback.lanes.LANES`, one per SIMD lane, the blocks in
+parallel over the cores (:mod:`cpu_fallback.lanes`): each family's kernel runs its window
+pass, nine members and Layer 2 bar by bar for the whole block, calling the cores' one-bar
+steps in every lane. The window families get their window sums from one backward pass per
+bar, which yields the sums of all nine member lengths at once; the GPU sums each member's
+window in its own thread, adding the same terms in the same order, so both give the same
+bits.
 
-A resumed symbol with a few new bars (a live update) takes :func:`_step_symbol`
-instead: the cores' one-bar steps for all 54 members a bar at a time, which
-spares it 60 core calls whose set-up would cost more than the bar itself.
+:func:`_step_symbol` runs one symbol a bar at a time, all 54 members per bar: the whole of a
+resumed symbol with a few new bars (a live update), and the first bars of a block's symbols
+that start before the block does (symbols are sorted by first bar, so these are few).
 """
 
 import contextlib
@@ -56,11 +58,14 @@ USE_LANES = True
 SCRATCH_BYTES_PER_BAR = max(LANES, N_MEMBERS) * F8
 
 
+
+
 def _scratch_doubles_per_bar(separate_source):
     return max(N_MEMBERS, LANES * (2 if separate_source else 1))
-#: Per-thread scratch per bar of the longest window: the few-bar path's window sums (2) and a
-#: lane block's (2 × LANES).
-SCRATCH_BYTES_PER_WINDOW_BAR = (2 + 2 * LANES) * F8
+
+
+#: Per-thread scratch per bar of the longest window: the few-bar path's window sums.
+SCRATCH_BYTES_PER_WINDOW_BAR = 2 * F8
 
 
 # ----------------------------------------------------------------------------
@@ -343,7 +348,7 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
                                                     b(dirn), b(longs), b(shorts))
     mma, msig, meq, mst, lst, fst = b(mma), b(msig), b(meq), b(mst), b(lst), b(fst)
     pmst, plst, pfst = b(pmst), b(plst), b(pfst)
-    block_all, wbuf_all, ws_all, wt_all = b(scratch[0]), b(scratch[1]), b(scratch[2]), b(scratch[3])
+    block_all, wbuf_all = b(scratch[0]), b(scratch[1])
     separate = block_all.shape[1] >= 2 * LANES * max(n, 1)  # a source other than the close
     lens, growth = b(p.lengths), b(p.growth)
     for i in numba.prange(single.shape[0]):
@@ -380,8 +385,8 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
         _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separate)
         for f in range(N_FAMILIES):
             family_lanes(f, src_t, close_t, growth, first, start, t0, n, lens[f], p.cutout, p.decay,
-                         p.tie_rtol, p.weights[f], n_real, syms, rows, mst, lst, ws_all[tid],
-                         wt_all[tid], xs, ss, want, mma, msig, meq)
+                         p.tie_rtol, p.weights[f], n_real, syms, rows, mst, lst, xs, ss, want, mma,
+                         msig, meq)
         for j in range(n_real):
             s = syms[j]
             cores.final_core(xs[s], ss[s], starts[s],
@@ -393,14 +398,12 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
 
 def _scratch(n_bars, max_len, separate_source):
     """Each pool thread's scratch for :func:`run_cpu`: a lane block's close and source (T ×
-    LANES each; before them, the few-bar path's nine window-value rows of T), the few-bar
-    path's window sums (threads, 2, max_len) and a lane block's (threads, max_len, LANES) twice.
-    Thread ids run up to the pool's size (NUMBA_NUM_THREADS), whatever set_num_threads says."""
+    LANES each; the same memory holds the few-bar path's nine window-value rows of T) and the
+    few-bar path's window sums (threads, 2, max_len). Thread ids run up to the pool's size
+    (NUMBA_NUM_THREADS), whatever set_num_threads says."""
     n_pool = numba.config.NUMBA_NUM_THREADS
-    max_len = max(max_len, 1)
     return (np.empty((n_pool, _scratch_doubles_per_bar(separate_source) * max(n_bars, 1))),
-            np.empty((n_pool, 2, max_len)), np.empty((n_pool, max_len, LANES)),
-            np.empty((n_pool, max_len, LANES)))
+            np.empty((n_pool, 2, max(max_len, 1))))
 
 
 def in_disk_cache() -> bool:

@@ -77,45 +77,48 @@ def _stack(typingctx, rows, cols):
 def _family_kernel(cores, mul, jit, inline_jit, fam):
     """The lane kernel of family ``fam``: nine members and Layer 2 through bars t0..n−1."""
     window = fam != EMA and fam != DEMA
-    n_rows, n_bar, lanes = _N_ROWS, _N_BAR, LANES
+    n_rows, n_bar, lanes, n_sums, n_members = _N_ROWS, _N_BAR, LANES, 2 * N_MEMBERS, N_MEMBERS
 
     @inline_jit
-    def window_pass(src_t, t, jmax, ws, wt, acc, n_lanes):
+    def window_pass(src_t, t, jmax, by_len, lens, sums, acc, n_lanes):
         # The backward pass of Cores.window_rows for every lane: Σ s and Σ j·s (KAMA: Σ|Δs|)
-        # of the last j + 1 bars, in that order of terms.
+        # of the last j + 1 bars, in that order of terms. Only the nine members' sums are kept
+        # (rows 2i, 2i + 1 of `sums` for member i), all on the stack: a lane loop that stored
+        # into an argument array would need run-time overlap checks with `src_t` at every j.
         for k in range(n_lanes):
             acc[0, k] = 0.0
             acc[1, k] = 0.0
+        p = 0  # by_len: the members in order of length; the next to take its sums
         for j in range(jmax):
             fj = float(j)
             now = src_t[t - j]
-            if fam == KAMA:
-                before = src_t[t - j - 1]
-                out = ws[j]
-                for k in range(n_lanes):
-                    a = acc[0, k] + abs(now[k] - before[k])
-                    acc[0, k] = a
-                    out[k] = a
-            else:
-                out_s = ws[j]
-                out_t = wt[j]
-                for k in range(n_lanes):
+            before = src_t[t - j - 1] if fam == KAMA else now
+            for k in range(n_lanes):
+                if fam == KAMA:
+                    acc[0, k] = acc[0, k] + abs(now[k] - before[k])
+                else:
                     v = now[k]
-                    a = acc[0, k] + v
-                    b = acc[1, k] + mul(fj, v)
-                    acc[0, k] = a
-                    acc[1, k] = b
-                    out_s[k] = a
-                    out_t[k] = b
+                    acc[0, k] = acc[0, k] + v
+                    acc[1, k] = acc[1, k] + mul(fj, v)
+            while p < N_MEMBERS and lens[int(by_len[p])] == j + 1:
+                i = int(by_len[p])
+                out_s = sums[2 * i]
+                out_t = sums[2 * i + 1]
+                for k in range(n_lanes):
+                    out_s[k] = acc[0, k]
+                    out_t[k] = acc[1, k]
+                p += 1
 
     @jit
     def kernel(src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
-               syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq):
+               syms, rows, mst, lst, xs, ss, want, mma, msig, meq):
         # The block's state rows: `rows[k]` of `mst` / `lst` for lane k (lanes past n_real repeat
         # a real lane and write nothing); outputs go to symbol `syms[k]`.
         st = numba.carray(_stack(n_rows, lanes), (n_rows, lanes))
         bar = numba.carray(_stack(n_bar, lanes), (n_bar, lanes))
         acc = numba.carray(_stack(2, lanes), (2, lanes))
+        sums = numba.carray(_stack(n_sums, lanes), (n_sums, lanes))
+        by_len = numba.carray(_stack(n_members, 1), n_members)
         n_lanes = src_t.shape[1]
         col = fam * N_MEMBERS
         for k in range(lanes):
@@ -127,14 +130,23 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
         maxlen = 0
         for i in range(N_MEMBERS):
             maxlen = max(maxlen, lens[i])
+            # by_len: the members sorted by length (insertion), for the window pass
+            p = i
+            while p > 0 and lens[int(by_len[p - 1])] > lens[i]:
+                by_len[p] = by_len[p - 1]
+                p -= 1
+            by_len[p] = float(i)
+        for r in range(n_sums):
+            for k in range(lanes):
+                sums[r, k] = 0.0  # read (and discarded) before a window is full
         w0 = w if w > FLOOR else FLOOR
         num, den, x_out, s_out = bar[_NUM], bar[_DEN], bar[_X], bar[_S]
         ma_out, q_out, e_out, r_now = bar[_MA], bar[_Q], bar[_E], bar[_R]
         for t in range(t0, n):
             tf = float(t)
             if window:
-                window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), ws, wt, acc,
-                            n_lanes)
+                window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), by_len, lens,
+                            sums, acc, n_lanes)
             x_now, c_now, c_prev = src_t[t], close_t[t], close_t[max(t - 1, 0)]
             for k in range(n_lanes):
                 num[k] = 0.0
@@ -146,8 +158,8 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
             for i in range(N_MEMBERS):
                 length = lens[i]
                 alpha = 2.0 / (length + 1)
-                ws_i = ws[max(length - 1, 0)]
-                wt_i = wt[max(length - 1, 0)]
+                ws_i = sums[2 * i]
+                wt_i = sums[2 * i + 1]
                 lag = src_t[max(t - length, 0)]
                 s_acc, s_y = st[i * MEMBER_STATE + M_ACC], st[i * MEMBER_STATE + M_Y]
                 s_acc2, s_y2 = st[i * MEMBER_STATE + M_ACC2], st[i * MEMBER_STATE + M_Y2]
@@ -234,20 +246,19 @@ def build_lanes(cores, mul, jit, inline_jit):
     -------
     compiled function
         ``family_lanes(fam, src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie,
-        w, n_real, syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq)``: bars
+        w, n_real, syms, rows, mst, lst, xs, ss, want, mma, msig, meq)``: bars
         ``t0 .. n−1`` of family ``fam`` for a block whose inputs are ``src_t`` and ``close_t``
         (bars × lanes) and whose lanes have their listings at ``first`` (int64; ``start``, the
-        same as float64), from and to their state rows; ``ws``, ``wt`` (longest length ×
-        lanes) are the window pass's scratch.
+        same as float64), from and to their state rows.
     """
     k0, k1, k2, k3, k4, k5 = (_family_kernel(cores, mul, jit, inline_jit, f)
                               for f in range(N_FAMILIES))
 
     @jit
     def family_lanes(fam, src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w,
-                     n_real, syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq):
+                     n_real, syms, rows, mst, lst, xs, ss, want, mma, msig, meq):
         args = (src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
-                syms, rows, mst, lst, ws, wt, xs, ss, want, mma, msig, meq)
+                syms, rows, mst, lst, xs, ss, want, mma, msig, meq)
         if fam == 0:
             k0(*args)
         elif fam == 1:

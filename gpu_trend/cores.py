@@ -13,14 +13,14 @@ functions both backends are made of:
 * ``window_rows``: the CPU's shared pass for the window families (below).
 
 The row functions are loops over bars of one-bar steps, which :class:`Cores` also
-exports: ``return_at``, ``ma_step``, ``cross_step``, ``member_equity`` and
+exports: ``return_at`` (``growth_return``), ``ma_step`` (with ``window_value`` and
+``window_ready`` for the window families), ``cross_step``, ``member_equity`` and
 ``layer2_step``, and ``load_member`` / ``store_member`` for a member's state row.
-The CPU runs them directly where a loop per member costs more than the bar
-(a live update's few new bars) and the sweeps use them on rows of their own.
+The CPU's kernels are made of these steps (:mod:`cpu_fallback.lanes` runs them in every SIMD
+lane of a block of symbols, :mod:`cpu_fallback.backend` one symbol a bar at a time), and the
+sweeps use them on rows of their own.
 
-The CPU backend (:mod:`cpu_fallback.backend`) compiles them with
-``numba.njit`` and runs them in parallel over symbols; the GPU backend
-(:mod:`gpu_trend.gpu`) compiles
+The GPU backend (:mod:`gpu_trend.gpu`) compiles
 the *same source* with ``numba.cuda.jit(device=True)`` and launches one thread
 per (member, symbol), then per (family, symbol), then per symbol. One source
 for both targets is what keeps the two backends bit-for-bit on the same
@@ -30,9 +30,8 @@ Only time is sequential. Each recurrence keeps its state in registers. The
 one place the targets differ is where the window families (SMA, WMA, LSMA and
 KAMA's noise) get their window sums: a GPU member thread sums its own window,
 while the CPU runs one backward pass per bar that yields the sums of all nine
-lengths at once (:func:`window_rows`) and hands them to ``member_core`` as
-precomputed rows. Both add the same terms in the same order, so the sums are
-the same bits.
+lengths at once (:func:`window_rows`, and its lane form in :mod:`cpu_fallback.lanes`).
+Both add the same terms in the same order, so the sums are the same bits.
 
 Products that feed an addition go through ``mul``: the CUDA compiler contracts
 ``a * b + c`` into one fused multiply-add (one rounding instead of two) unless

@@ -131,7 +131,7 @@ def test_the_lane_loops_are_vectorised():
     f2, i1 = np.zeros((n_bars, n_lanes)), np.zeros(n_lanes, dtype=np.int64)
     m3 = np.zeros((1, 54, n_bars))
     args = (0, f2, f2, np.ones(n_bars), i1, np.zeros(n_lanes), 0, n_bars, np.full(9, 3), 0, 0.0,
-            0.0, 1.0, 1, i1, i1, np.zeros((1, 54, 11)), np.zeros((1, 6, 3)), f2, f2,
+            0.0, 1.0, 1, i1, i1, np.zeros((1, 54, 11)), np.zeros((1, 6, 3)),
             np.zeros((1, 6, n_bars)), np.zeros((1, 6, n_bars)), False, m3, m3, m3)
     sig = tuple(numba.typeof(a) for a in args)
     kernels.compile(sig)
