@@ -59,10 +59,10 @@ def main(argv=None):
             spent["block inputs"] += time.perf_counter() - t0
             for f, name in enumerate(FAMILIES):
                 t0 = time.perf_counter()
-                family_lanes(f, src_t, close_t, p.growth, first, start, 0, n_bars, p.lengths[f], p.cutout,
-                             p.decay, p.tie_rtol, p.weights[f], LANES, syms, syms, mst, lst,
-                             out["family_signals"], out["family_equities"], False, none,
-                             none, none)
+                family_lanes(f, src_t, close_t, p.growth, first, start, 0, n_bars,
+                             p.lengths[f], p.cutout, p.decay, p.tie_rtol, p.weights[f], LANES,
+                             syms, syms, mst, lst, out["family_signals"],
+                             out["family_equities"], False, none, none, none)
                 spent[name] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for s in syms:
@@ -81,7 +81,8 @@ def main(argv=None):
           "one thread (compute_atc: all threads)")
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"  {name:>13}: {med * 1e3:8.1f} ms  {med / (n_sym * n_bars) * 1e9:6.1f} ns/symbol-bar")
+        per_bar = med / (n_sym * n_bars) * 1e9
+        print(f"  {name:>13}: {med * 1e3:8.1f} ms  {per_bar:6.1f} ns/symbol-bar")
 
 
 if __name__ == "__main__":

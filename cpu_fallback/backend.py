@@ -56,16 +56,12 @@ USE_LANES = True
 #: memory as the few-bar path's nine window values (:func:`_scratch`); the source needs LANES
 #: doubles more when it is not the close.
 SCRATCH_BYTES_PER_BAR = max(LANES, N_MEMBERS) * F8
-
-
+#: Per-thread scratch per bar of the longest window: the few-bar path's window sums.
+SCRATCH_BYTES_PER_WINDOW_BAR = 2 * F8
 
 
 def _scratch_doubles_per_bar(separate_source):
     return max(N_MEMBERS, LANES * (2 if separate_source else 1))
-
-
-#: Per-thread scratch per bar of the longest window: the few-bar path's window sums.
-SCRATCH_BYTES_PER_WINDOW_BAR = 2 * F8
 
 
 # ----------------------------------------------------------------------------
@@ -308,6 +304,22 @@ def _prepare(src, close, s, k, t_end, starts, t_from, resume, p, lens, growth, m
 
 
 @_jit
+def _window_values(block, n):
+    # The few-bar path's nine window-value rows (9, n), in a thread's lane-block scratch.
+    return block[:N_MEMBERS * n].reshape((N_MEMBERS, n))
+
+
+@_jit
+def _final(s, k, xs, ss, starts, t_from, resume, keep, p, avg, dirn, longs, shorts, fst):
+    # Symbol s's Average_Signal, direction and events (state row k), once its X and S are in.
+    n_sym = xs.shape[0]
+    cores.final_core(xs[s], ss[s], starts[s], t_from[s] if t_from.shape[0] == n_sym else 0,
+                     p.cutout, p.long_threshold, p.short_threshold, p.direction_source,
+                     p.strategy_view, avg[s], dirn[s], longs[s], shorts[s], fst[k],
+                     resume[s] if resume.shape[0] == n_sym else False, keep)
+
+
+@_jit
 def _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separate):
     # A lane block's rows, time-major, and its lanes' listing bars.
     n = close.shape[1]
@@ -324,19 +336,21 @@ def _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separa
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
-            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch, single, order):
+            meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch, separate, single,
+            order):
     """Run every symbol, in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
     ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
     ``t_from[s]`` (0, or past a resumed history's window; ``t_from`` may be
-    empty: all 0); every output element from there on is written (NaN / False before a symbol's listing), so
-    outputs may be allocated uninitialised. ``mst`` (S, 54, 11), ``lst``
+    empty: all 0); every output element from there on is written (NaN / False before a
+    symbol's listing), so outputs may be allocated uninitialised. ``mst`` (S, 54, 11), ``lst``
     (S, 6, 3) and ``fst`` (S, 3) are the state rows (:mod:`gpu_trend.state`),
     read where ``resume[s]`` (``resume`` may be empty: no symbol resumes) and
     written (``fst`` only with ``keep``: the caller's rows are scratch without it); symbol s
     has row ``at[s]`` (``at`` may be empty: row s).
     ``pmst``, ``plst``, ``pfst``: rows a resumed symbol is copied from (same row) before it
-    starts, or empty: its rows are read where they are. ``scratch``: :func:`_scratch`'s arrays.
+    starts, or empty: its rows are read where they are. ``scratch``: :func:`_scratch`'s arrays
+    (``separate``: whether ``src`` is not ``close``).
     Symbols ``single`` run alone through the few-bar path (:func:`_step_symbol`); the others,
     ``order``, in lane blocks of :data:`~cpu_fallback.lanes.LANES`, consecutive symbols of
     ``order`` together (sorted by first bar, a block's lanes start together).
@@ -349,19 +363,15 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     mma, msig, meq, mst, lst, fst = b(mma), b(msig), b(meq), b(mst), b(lst), b(fst)
     pmst, plst, pfst = b(pmst), b(plst), b(pfst)
     block_all, wbuf_all = b(scratch[0]), b(scratch[1])
-    separate = block_all.shape[1] >= 2 * LANES * max(n, 1)  # a source other than the close
     lens, growth = b(p.lengths), b(p.growth)
     for i in numba.prange(single.shape[0]):
         s = single[i]
         k = at[s] if at.shape[0] == n_sym else np.int64(s)
         tid = numba.get_thread_id()
         _prepare(src, close, s, k, n, starts, t_from, resume, p, lens, growth,
-                 block_all[tid, :N_MEMBERS * n].reshape((N_MEMBERS, n)), wbuf_all[tid], want, mma, msig, meq, xs, ss,
+                 _window_values(block_all[tid], n), wbuf_all[tid], want, mma, msig, meq, xs, ss,
                  mst, lst, fst, pmst, plst, pfst)
-        cores.final_core(xs[s], ss[s], starts[s], t_from[s] if t_from.shape[0] == n_sym else 0,
-                         p.cutout, p.long_threshold, p.short_threshold, p.direction_source,
-                         p.strategy_view, avg[s], dirn[s], longs[s], shorts[s], fst[k],
-                         resume[s] if resume.shape[0] == n_sym else False, keep)
+        _final(s, k, xs, ss, starts, t_from, resume, keep, p, avg, dirn, longs, shorts, fst)
     for blk in numba.prange((order.shape[0] + LANES - 1) // LANES):
         lo = blk * LANES
         n_real = min(LANES, order.shape[0] - lo)
@@ -378,22 +388,19 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
             t0 = max(t0, starts[s], t_from[s] if t_from.shape[0] == n_sym else 0)
         for j in range(n_real):
             _prepare(src, close, syms[j], rows[j], t0, starts, t_from, resume, p, lens, growth,
-                     block_all[tid, :N_MEMBERS * n].reshape((N_MEMBERS, n)), wbuf_all[tid], want, mma, msig, meq, xs,
+                     _window_values(block_all[tid], n), wbuf_all[tid], want, mma, msig, meq, xs,
                      ss, mst, lst, fst, pmst, plst, pfst)
         close_t = block_all[tid, :n * LANES].reshape((n, LANES))
-        src_t = block_all[tid, n * LANES:2 * n * LANES].reshape((n, LANES)) if separate else close_t
+        src_t = (block_all[tid, n * LANES:2 * n * LANES].reshape((n, LANES)) if separate
+                 else close_t)
         _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separate)
         for f in range(N_FAMILIES):
-            family_lanes(f, src_t, close_t, growth, first, start, t0, n, lens[f], p.cutout, p.decay,
-                         p.tie_rtol, p.weights[f], n_real, syms, rows, mst, lst, xs, ss, want, mma,
-                         msig, meq)
+            family_lanes(f, src_t, close_t, growth, first, start, t0, n, lens[f], p.cutout,
+                         p.decay, p.tie_rtol, p.weights[f], n_real, syms, rows, mst, lst, xs, ss,
+                         want, mma, msig, meq)
         for j in range(n_real):
-            s = syms[j]
-            cores.final_core(xs[s], ss[s], starts[s],
-                             t_from[s] if t_from.shape[0] == n_sym else 0, p.cutout,
-                             p.long_threshold, p.short_threshold, p.direction_source,
-                             p.strategy_view, avg[s], dirn[s], longs[s], shorts[s], fst[rows[j]],
-                             resume[s] if resume.shape[0] == n_sym else False, keep)
+            _final(syms[j], rows[j], xs, ss, starts, t_from, resume, keep, p, avg, dirn, longs,
+                   shorts, fst)
 
 
 def _scratch(n_bars, max_len, separate_source):
@@ -505,7 +512,7 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
                 out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
                 st.resume, st.keep, st.at, *(st.prior or state_rows(np, 0)),
                 _scratch(n_bars, int(params.lengths.max(initial=0)), source is not close),
-                single, order)
+                source is not close, single, order)
     if on_launched is not None:
         on_launched()
     return out

@@ -4,7 +4,7 @@ A block's inputs are copied time-major (bar × lane), and every loop over the bl
 innermost, so LLVM's loop vectoriser turns each into packed AVX/AVX2/AVX-512 instructions:
 one lane per symbol, as the GPU puts one thread per symbol. Each lane performs the IEEE
 operations of the scalar cores in their order (the lane loops call the cores' one-bar steps
-themselves, compiled once), so the results are the same bits; where a step branches on a
+themselves), so the results are the same bits; where a step branches on a
 lane's own bar count (a seed, the cutout, a window not yet full), the vectoriser computes both
 sides and selects per lane.
 
@@ -23,8 +23,10 @@ What makes the loops vectorise, found by reading the compiled code (``benchmarks
   select of addresses, which LLVM's cost model rejects.
 * The one-bar steps are forced inline (``step_jit`` of :func:`gpu_trend.cores.build_cores`): a
   call left in a lane loop stops the vectoriser.
-* State is written back through a select, never a branch around a store (masked stores are
-  slow on AMD's cores).
+* A block starts when all its lanes are listed: holding a lane's state still through a select
+  of its old value became masked stores (``vmaskmovpd``, slow on AMD's cores). LLVM still
+  makes a few of them from the steps' own conditional updates (an EMA's seed sum); a
+  prototype that double-buffered the state had none and was no faster.
 
 Each lane must compute every bar of the block's range: the driver
 (:func:`cpu_fallback.backend.run_cpu`) brings lanes whose histories start later up to the
@@ -35,7 +37,6 @@ this is rarely more than a few bars.
 import math
 
 import numba
-import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
