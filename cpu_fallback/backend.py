@@ -52,16 +52,17 @@ STEP_BARS = 8
 #: reference the tests compare the lane blocks with (the same bits, slower).
 USE_LANES = True
 
-#: Per-thread scratch of :func:`run_cpu` per bar: a lane block's close, time-major, in the same
-#: memory as the few-bar path's nine window values (:func:`_scratch`); the source needs LANES
-#: doubles more when it is not the close.
-SCRATCH_BYTES_PER_BAR = max(LANES, N_MEMBERS) * F8
-#: Per-thread scratch per bar of the longest window: the few-bar path's window sums.
-SCRATCH_BYTES_PER_WINDOW_BAR = 2 * F8
-
 
 def _scratch_doubles_per_bar(separate_source):
+    # A lane block's close, time-major (and its source, when it is not the close), in the
+    # same memory as the few-bar path's nine window values (:func:`_scratch`).
     return max(N_MEMBERS, LANES * (2 if separate_source else 1))
+
+
+#: Per-thread scratch of :func:`run_cpu` per bar, when the source is the close.
+SCRATCH_BYTES_PER_BAR = _scratch_doubles_per_bar(False) * F8
+#: Per-thread scratch per bar of the longest window: the few-bar path's window sums.
+SCRATCH_BYTES_PER_WINDOW_BAR = 2 * F8
 
 
 # ----------------------------------------------------------------------------
@@ -256,14 +257,11 @@ def _copy_rows(src, dst):
 
 @_jit
 def _fresh_rows(mst, lst):
-    # The state before a symbol's first bar: member_core's and layer2_core's starting values.
+    # The state rows before a symbol's first bar.
     for j in range(N_SIGNALS):
-        cores.store_member(mst[j], 0.0, np.nan, 0.0, np.nan, 0.0, 0.0, False, False, False, 0.0,
-                           np.nan)
+        cores.store_member(mst[j], *cores.fresh_member())
     for f in range(N_FAMILIES):
-        lst[f, L_X] = np.nan
-        lst[f, L_A] = 0.0
-        lst[f, L_S] = np.nan
+        lst[f, L_X], lst[f, L_A], lst[f, L_S] = cores.fresh_layer2()
 
 
 @_jit

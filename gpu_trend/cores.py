@@ -15,7 +15,8 @@ functions both backends are made of:
 The row functions are loops over bars of one-bar steps, which :class:`Cores` also
 exports: ``return_at`` (``growth_return``), ``ma_step`` (with ``window_value`` and
 ``window_ready`` for the window families), ``cross_step``, ``member_equity`` and
-``layer2_step``, and ``load_member`` / ``store_member`` for a member's state row.
+``layer2_step``, and ``load_member`` / ``store_member`` / ``fresh_member`` for a member's
+state row (``fresh_layer2`` for a family's Layer 2).
 The CPU's kernels are made of these steps (:mod:`cpu_fallback.lanes` runs them in every SIMD
 lane of a block of symbols, :mod:`cpu_fallback.backend` one symbol a bar at a time), and the
 sweeps use them on rows of their own.
@@ -116,6 +117,8 @@ class Cores(NamedTuple):
     ma_step: object
     cross_step: object
     layer2_step: object
+    fresh_member: object
+    fresh_layer2: object
     window_value: object
     window_ready: object
     growth_return: object
@@ -314,6 +317,17 @@ def build_cores(jit, mul, step_jit=None):
         return q, gt, lt, ok
 
     @step
+    def fresh_member():
+        # A member's state before its first bar, as load_member returns it: the recurrences
+        # unseeded, KAMA from zero (Pine's nz(kama[1])), no signal, no equity yet.
+        return 0.0, math.nan, 0.0, math.nan, 0.0, 0.0, False, False, False, 0.0, math.nan
+
+    @step
+    def fresh_layer2():
+        # A family's Layer-2 state (x_prev, a, S_k) before its first bar.
+        return math.nan, 0.0, math.nan
+
+    @step
     def load_member(st):
         # A member's state row (M_ACC … M_E): its recurrences, crossover machine and equity.
         return (st[M_ACC], st[M_Y], st[M_ACC2], st[M_Y2], st[M_KAMA], st[M_Q],
@@ -350,19 +364,8 @@ def build_cores(jit, mul, step_jit=None):
                 q_out[t] = math.nan
                 e_out[t] = math.nan
         alpha = 2.0 / (length + 1)
-        acc = 0.0
-        y = math.nan
-        acc2 = 0.0
-        y2 = math.nan
-        k_prev = 0.0  # Pine's nz(kama[1]): KAMA starts from zero
-        q = 0.0
-        gt_prev = False
-        lt_prev = False
-        ok_prev = False
-        a = 0.0
-        e = math.nan
-        if resume:
-            acc, y, acc2, y2, k_prev, q, gt_prev, lt_prev, ok_prev, a, e = load_member(st)
+        acc, y, acc2, y2, k_prev, q, gt_prev, lt_prev, ok_prev, a, e = (
+            load_member(st) if resume else fresh_member())
         for t in range(max(start, t_from), n):
             tau = t - start
             x = src[t]
@@ -411,13 +414,7 @@ def build_cores(jit, mul, step_jit=None):
         # X_k = round2(N/D), N and D summed in member order (spec 6), and its
         # Layer-2 equity S_k; the state row `st` as for member_core.
         n = xout.shape[0]
-        x_prev = math.nan
-        a = 0.0
-        s = math.nan
-        if resume:
-            x_prev = st[L_X]
-            a = st[L_A]
-            s = st[L_S]
+        x_prev, a, s = (st[L_X], st[L_A], st[L_S]) if resume else fresh_layer2()
         w0 = w if w > FLOOR else FLOOR
         for t in range(t_from, n):
             tau = t - start
@@ -490,4 +487,4 @@ def build_cores(jit, mul, step_jit=None):
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core, member_equity,
                  load_member, store_member, return_at, ma_step, cross_step, layer2_step,
-                 window_value, window_ready, growth_return)
+                 fresh_member, fresh_layer2, window_value, window_ready, growth_return)
