@@ -297,13 +297,13 @@ def _next_state(state, names, at, n_fresh, live, bars_after, last, since, new,
                    merged(state.since, since), clock)
     # What the next update looks up, made here without a loop over the symbols: the symbol
     # index (the same symbols), and the last times as an Index where its type stays the same.
-    if not fresh:
-        out.__dict__["_symbol_index"] = state._symbol_index
     old_times = state.last_times
+    new_times = None
     if old_times.dtype == times.dtype and old_times.dtype != object:
         rows = np.concatenate([np.arange(len(old_times)), np.zeros(n_fresh, dtype=np.int64)])
         rows[at] = len(old_times) + np.arange(len(at))
-        out.__dict__["last_times"] = old_times.append(times).take(rows)
+        new_times = old_times.append(times).take(rows)
+    out._seed_lookups(None if fresh else state._symbol_index, new_times)
     return out
 
 

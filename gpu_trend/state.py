@@ -147,6 +147,15 @@ class ATCState:
         """``last_time`` as an Index (NaN / NaT for symbols without a bar), for comparisons."""
         return pd.Index([np.nan if t is None else t for t in self.last_time])
 
+    def _seed_lookups(self, symbol_index=None, last_times=None) -> None:
+        """Give the cached ``_symbol_index`` / ``last_times`` values already built elsewhere
+        (an update has its old state's, and the new last times as an Index), so that they are
+        not rebuilt from the lists with a loop over the symbols."""
+        if symbol_index is not None:
+            self.__dict__["_symbol_index"] = symbol_index
+        if last_times is not None:
+            self.__dict__["last_times"] = last_times
+
     @classmethod
     def empty(cls, config: ATCConfig, *, window: int | None = None,
               separate_source: bool = False) -> "ATCState":
