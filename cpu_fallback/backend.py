@@ -378,7 +378,9 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
         rows = np.empty(LANES, np.int64)
         first = np.empty(LANES, np.int64)
         start = np.empty(LANES)
-        t0 = 0
+        # Not `t0 = 0`: type inference first sees a literal 0 and would compile every callee
+        # taking t0 twice (Literal[int](0) and int64), doubling the cold start.
+        t0 = np.int64(0)
         for j in range(LANES):  # lanes past n_real repeat the last symbol and write nothing
             s = order[lo + min(j, n_real - 1)]
             syms[j] = s

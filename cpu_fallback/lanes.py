@@ -75,10 +75,27 @@ def _stack(typingctx, rows, cols):
     return types.CPointer(types.float64)(rows, cols), codegen
 
 
-def _family_kernel(cores, mul, jit, inline_jit, fam):
-    """The lane kernel of family ``fam``: nine members and Layer 2 through bars t0..n−1."""
-    window = fam != EMA and fam != DEMA
-    n_rows, n_bar, lanes, n_sums, n_members = _N_ROWS, _N_BAR, LANES, 2 * N_MEMBERS, N_MEMBERS
+def window_pass_lanes(fam, mul, inline_jit):
+    """The lane form of ``Cores.window_rows``' backward pass for family ``fam``, forced inline.
+
+    Returns ``(window_pass, by_length)``. ``by_length(lens, by_len)`` writes the nine members
+    in order of length into ``by_len`` (as float64) and returns the longest length;
+    ``window_pass(src_t, t, jmax, by_len, lens, sums, acc, n_lanes)`` then leaves in rows 2i
+    and 2i + 1 of ``sums`` the window sums of member i (``lens[i]``) at bar ``t``, for every
+    lane.
+    """
+
+    @inline_jit
+    def by_length(lens, by_len):
+        maxlen = 0
+        for i in range(N_MEMBERS):
+            maxlen = max(maxlen, lens[i])
+            p = i  # insertion sort
+            while p > 0 and lens[int(by_len[p - 1])] > lens[i]:
+                by_len[p] = by_len[p - 1]
+                p -= 1
+            by_len[p] = float(i)
+        return maxlen
 
     @inline_jit
     def window_pass(src_t, t, jmax, by_len, lens, sums, acc, n_lanes):
@@ -110,6 +127,15 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
                     out_t[k] = acc[1, k]
                 p += 1
 
+    return window_pass, by_length
+
+
+def _family_kernel(cores, mul, jit, inline_jit, fam):
+    """The lane kernel of family ``fam``: nine members and Layer 2 through bars t0..n−1."""
+    window = fam != EMA and fam != DEMA
+    window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
+    n_rows, n_bar, lanes, n_sums, n_members = _N_ROWS, _N_BAR, LANES, 2 * N_MEMBERS, N_MEMBERS
+
     @jit
     def kernel(src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
                syms, rows, mst, lst, xs, ss, want, mma, msig, meq):
@@ -128,15 +154,7 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
                     st[i * MEMBER_STATE + f, k] = mst[rows[k], col + i, f]
             for f in range(LAYER2_STATE):
                 st[_L2 + f, k] = lst[rows[k], fam, f]
-        maxlen = 0
-        for i in range(N_MEMBERS):
-            maxlen = max(maxlen, lens[i])
-            # by_len: the members sorted by length (insertion), for the window pass
-            p = i
-            while p > 0 and lens[int(by_len[p - 1])] > lens[i]:
-                by_len[p] = by_len[p - 1]
-                p -= 1
-            by_len[p] = float(i)
+        maxlen = by_length(lens, by_len)
         for r in range(n_sums):
             for k in range(lanes):
                 sums[r, k] = 0.0  # read (and discarded) before a window is full

@@ -1,20 +1,22 @@
-"""The CPU driver of a parameter sweep: the ATC cores under ``numba.njit``, one symbol per thread.
+"""The CPU driver of a parameter sweep: the stages of a plan in SIMD lanes, a block of symbols
+per thread.
 
-Each thread runs one symbol through every stage of a :class:`~gpu_trend.sweep_plan.SweepPlan`:
-the returns of each growth row; per batch one shared window pass (``Cores.window_rows``) and
-``member_core`` for each of its q keys, which gives q and the equity of the key's primary
-slot (``q_e``) in one pass, as in a single configuration's run; the Layer-1 equity of every
-other distinct equity key (``member_slot``, only on grids over λ, decay or cutout); then
-member set by member set, its Layer-2 sums N and D, read from the nine rows where they are
-(``layer2_sums``), and X_k and S_k for every family set that reads it (``layer2_rows``:
-``layer2_core``'s arithmetic, :mod:`gpu_trend.sweep_cores`); last ``final_core`` for every
-configuration. Every core sees the inputs :func:`cpu_fallback.backend.run_cpu` gives it for
-a single configuration, so the outputs are the same bits.
+Symbols are sorted by their listing bar and cut into blocks of
+:data:`~cpu_fallback.lanes.LANES` listed on the same bar (a sweep block has no few-bar path to
+bring later listings up; a universe on one calendar makes full blocks). Each thread runs one
+block through every stage of a :class:`~gpu_trend.sweep_plan.SweepPlan`, each a kernel of
+:mod:`cpu_fallback.sweep_lanes`: the returns of each growth row; per batch one shared window
+pass and, for each of its q keys, q and the equity of the key's primary slot (``q_e``) in one
+pass, as in a single configuration's run; the Layer-1 equity of every other distinct equity
+key (only on grids over λ, decay or cutout); then member set by member set, its Layer-2 sums
+N and D and, for every family set that reads it, X_k and S_k; last, family set by family set,
+its Average_Signal and the direction of every configuration that has it. Each lane performs
+the cores' arithmetic on the inputs :func:`cpu_fallback.backend.run_cpu` gives them for a
+single configuration, so the outputs are the same bits.
 
 Equities are computed per distinct (q, λ, decay, cutout), not per member slot: on a grid
-over lengths and robustness most slots repeat a member another set has, and an equity pass
-costs about a third of a member pass (a profile of this choice and of the copies is in
-benchmarks/RESULTS.md, issue 12).
+over lengths and robustness most slots repeat a member another set has. Average_Signal is
+computed per family set, not per configuration: a grid over thresholds shares it.
 
 The driver counts its calls per symbol (``counts``): that is how the tests see that shared
 work is done once.
@@ -23,98 +25,134 @@ work is done once.
 import numba
 import numpy as np
 
-from cpu_fallback.backend import _jit, _mul, _parallel_guard, cores
-from gpu_trend.cores import DEMA, EMA, FINAL_STATE, MEMBER_STATE, N_MEMBERS
+from cpu_fallback.backend import _inline_jit, _jit, _mul, _parallel_guard, cores
+from cpu_fallback.lanes import LANES
+from cpu_fallback.sweep_lanes import KEYS, build_sweep_lanes
+from gpu_trend.cores import DEMA, EMA, N_FAMILIES
 from gpu_trend.memory import F8, Footprint
-from gpu_trend.sweep_cores import build_sweep_cores
 
 MEMORY = "host"
 #: Columns of ``counts``: what one call of each stage computes.
 STAGES = ("moving_averages", "window_passes", "layer1_equities", "layer2", "final")
 MA, WINDOW, EQUITY, LAYER2, FINAL = range(len(STAGES))
 
-member_slot, layer2_sums, layer2_rows = build_sweep_cores(_jit, _mul, cores)
+_k = build_sweep_lanes(cores, _mul, _jit, _inline_jit)
+member_lanes, block_returns, slot_lanes = _k["member_lanes"], _k["block_returns"], _k["slot_lanes"]
+layer2_sums, layer2_lanes = _k["layer2_sums"], _k["layer2_lanes"]
+average_lanes, direction_lanes = _k["average_lanes"], _k["direction_lanes"]
+#: Time-major rows of a thread's block besides the plan's: close and source, N and D, a
+#: family set's six X and six S, its Average_Signal, a configuration's direction and events.
+_ROWS = 2 + 2 + 2 * N_FAMILIES + 1 + 3
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")  # as run_cpu's
-def run_sweep_cpu(src, close, starts, growth, b_fam, b_lens, b_lo, q_len, q_tie, q_row, q_e,
-                  set_q, set_e, e_q, e_g, e_cut, e_d, set_g, set_cut, set_d, set_lo, use_f,
-                  use_fam, f_set, f_w, p_f, p_long, p_short, p_dsrc, p_shift, s0, f0, p_row,
-                  xs, ss, avg, dirn, longs, shorts, counts):
-    """Every stage of a sweep plan for every symbol, in parallel over symbols.
+def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_lens, b_lo,
+                  q_len, q_tie, q_row, q_e, set_q, set_e, e_q, e_g, e_cut, e_d, set_g, set_cut,
+                  set_d, set_lo, use_f, use_fam, f_set, f_w, p_f, p_long, p_short, p_dsrc,
+                  p_shift, s0, f0, p_row, xs, ss, avg, dirn, longs, shorts, counts):
+    """Every stage of a sweep plan for every block of symbols, in parallel over blocks.
 
-    ``close``/``src`` (S, T); the plan's arrays as in :class:`SweepPlan`; the outputs are
-    the whole sweep's, ``xs``, ``ss`` (F', S', 6, T) and ``avg``, ``dirn``, ``longs``,
-    ``shorts`` (P', S', T) (whole arrays, so that Numba compiles one layout): the block
+    ``close``/``src`` (S, T); block b is symbols ``order[blocks[b]:blocks[b + 1]]`` (at most
+    LANES, listed on the same bar); the plan's arrays as in :class:`SweepPlan`; the outputs
+    are the whole sweep's, ``xs``, ``ss`` (F', S', 6, T) and ``avg``, ``dirn``, ``longs``,
+    ``shorts`` (P', S', T) (whole arrays, so that Numba compiles one layout): the call
     writes symbols ``s0:s0 + S`` of family sets ``f0:f0 + F`` and of configurations
     ``p_row``, every element. ``counts`` (S, 5) receives the calls per stage.
     """
-    n_sym, n_bars = close.shape
-    n_q = q_len.shape[0]
-    maxlen = max(b_lens.max(), 1)
+    n_sym, n = close.shape
     n_pool = numba.config.NUMBA_NUM_THREADS
-    r_all = np.empty((n_pool, growth.shape[0], n_bars))
-    q_all = np.empty((n_pool, n_q, n_bars), dtype=np.int8)
-    e_all = np.empty((n_pool, e_q.shape[0], n_bars))
-    sums_all = np.empty((n_pool, 2, n_bars))
-    ma_all = np.empty((n_pool, N_MEMBERS, n_bars))
-    wbuf_all = np.empty((n_pool, 2, maxlen))
-    # State rows the cores take; a sweep neither resumes nor keeps them.
-    mst = np.empty(MEMBER_STATE)
-    fst = np.empty(FINAL_STATE)
-    for s in numba.prange(n_sym):
+    lanes = LANES
+    n_q, n_e, n_g = q_len.shape[0], e_q.shape[0], growth.shape[0]
+    inp_all = np.empty((n_pool, 2, n, lanes))
+    r_all = np.empty((n_pool, n_g, n, lanes))
+    q_all = np.empty((n_pool, n_q, n, lanes))
+    e_all = np.empty((n_pool, n_e, n, lanes))
+    nd_all = np.empty((n_pool, 2, n, lanes))
+    xs_all = np.empty((n_pool, 2 * N_FAMILIES, n, lanes))
+    avg_all = np.empty((n_pool, n, lanes))
+    dir_all = np.empty((n_pool, 3, n, lanes))
+    for blk in numba.prange(blocks.shape[0] - 1):
         tid = numba.get_thread_id()
-        r, qk, ek, ma, wbuf = r_all[tid], q_all[tid], e_all[tid], ma_all[tid], wbuf_all[tid]
-        num, den = sums_all[tid, 0], sums_all[tid, 1]
-        start = starts[s]
-        o = s0 + s
-        for g in range(growth.shape[0]):
-            cores.returns_row(close[s], growth[g], start, 0, r[g])
+        lo = blocks[blk]
+        n_real = blocks[blk + 1] - lo
+        syms = np.empty(lanes, np.int64)
+        outs = np.empty(lanes, np.int64)
+        for k in range(lanes):  # lanes past n_real repeat the last symbol and write nothing
+            syms[k] = order[lo + min(k, n_real - 1)]
+            outs[k] = s0 + syms[k]
+        t0 = min(starts[syms[0]], n)
+        close_t = inp_all[tid, 0]
+        src_t = inp_all[tid, 1] if separate else close_t
+        for t in range(n):
+            for k in range(lanes):
+                close_t[t, k] = close[syms[k], t]
+                if separate:
+                    src_t[t, k] = src[syms[k], t]
+        r_t, q_t, e_t = r_all[tid], q_all[tid], e_all[tid]
+        nd_t, xs_t, avg_t, dir_t = nd_all[tid], xs_all[tid], avg_all[tid], dir_all[tid]
+        for g in range(n_g):
+            block_returns(close_t, growth[g], t0, n, r_t[g])
         for b in range(b_fam.shape[0]):
             fam = b_fam[b]
-            pre = fam != EMA and fam != DEMA
-            if pre:
-                cores.window_rows(src[s], start, 0, n_bars, fam, b_lens[b], ma, wbuf)
-                counts[s, WINDOW] += 1
-            for k in range(b_lo[b], b_lo[b + 1]):
-                j = q_e[k]
-                cores.member_core(src[s], close[s], r[e_g[j]], start, 0, fam, q_len[k],
-                                  e_cut[j], e_d[j], q_tie[k], ma[q_row[k]], pre, False, qk[k],
-                                  ek[j], mst, False, False)
-                counts[s, MA] += 1
-                counts[s, EQUITY] += 1
-        for j in range(e_q.shape[0]):
-            k = e_q[j]
-            if q_e[k] != j:  # not computed with its q
-                member_slot(qk[k], r[e_g[j]], start, e_cut[j], e_d[j], qk[k], ek[j])
-                counts[s, EQUITY] += 1
-        for g in range(set_q.shape[0]):
-            for i in range(N_MEMBERS):  # N and D once per member set, whatever its weights
-                layer2_sums(qk[set_q[g, i]], ek[set_e[g, i]], i == 0, start, num, den)
+            for lo_k in range(b_lo[b], b_lo[b + 1], KEYS):
+                hi_k = min(lo_k + KEYS, b_lo[b + 1])
+                member_lanes(fam, src_t, close_t, r_t, t0, n, b_lens[b], lo_k, hi_k, q_len,
+                             q_tie, q_row, q_e, e_g, e_cut, e_d, q_t, e_t)
+                for k in range(n_real):
+                    if fam != EMA and fam != DEMA:
+                        counts[syms[k], WINDOW] += 1
+                    counts[syms[k], MA] += hi_k - lo_k
+                    counts[syms[k], EQUITY] += hi_k - lo_k
+        for j in range(n_e):
+            k_q = e_q[j]
+            if q_e[k_q] != j:  # not computed with its q
+                slot_lanes(q_t[k_q], r_t[e_g[j]], t0, n, e_cut[j], e_d[j], e_t[j])
+                for k in range(n_real):
+                    counts[syms[k], EQUITY] += 1
+        for g in range(set_q.shape[0]):  # Layer 2's rows pass through xs_t
+            layer2_sums(q_t, e_t, set_q[g], set_e[g], t0, n, nd_t)
             for u in range(set_lo[g], set_lo[g + 1]):
-                f, fam = f0 + use_f[u], use_fam[u]
-                layer2_rows(num, den, r[set_g[g]], start, set_cut[g], f_w[use_f[u], fam],
-                            set_d[g], xs[f, o, fam], ss[f, o, fam])
-                counts[s, LAYER2] += 1
-        for p in range(p_f.shape[0]):
-            f, j = p_f[p], p_row[p]
-            cores.final_core(xs[f0 + f, o], ss[f0 + f, o], start, 0, set_cut[f_set[f, 0]],
-                             p_long[p], p_short[p], p_dsrc[p], p_shift[p], avg[j, o],
-                             dirn[j, o], longs[j, o], shorts[j, o], fst, False, False)
-            counts[s, FINAL] += 1
+                f, fam = use_f[u], use_fam[u]
+                layer2_lanes(nd_t, r_t[set_g[g]], t0, n, set_cut[g], f_w[f, fam], set_d[g],
+                             outs, n_real, f0 + f, fam, xs, ss, xs_t)
+                for k in range(n_real):
+                    counts[syms[k], LAYER2] += 1
+        for f in range(f_set.shape[0]):
+            average_lanes(xs, ss, f0 + f, outs, n_real, t0, n, set_cut[f_set[f, 0]], xs_t,
+                          avg_t)
+            done = -1  # the row of this family set's first configuration, once written
+            for p in range(p_f.shape[0]):
+                if p_f[p] == f:
+                    direction_lanes(avg_t, xs_t, t0, n, p_dsrc[p], p_shift[p], p_long[p],
+                                    p_short[p], outs, n_real, p_row[p], done, avg, dirn, longs,
+                                    shorts, dir_t)
+                    done = p_row[p]
+                    for k in range(n_real):
+                        counts[syms[k], FINAL] += 1
 
 
-def scratch_footprint(n_bars: int, sizes: dict, max_len: int) -> Footprint:
-    """Working bytes of a block: each pool thread's rows (the outputs are the caller's).
+def _blocks(starts):
+    """(blocks, order): symbols sorted by listing bar and cut into blocks of at most LANES
+    listed on the same bar; block b is ``order[blocks[b]:blocks[b + 1]]``."""
+    order = np.argsort(starts, kind="stable")
+    listed = starts[order]
+    edges = np.flatnonzero(np.diff(listed)) + 1  # where the listing bar changes
+    cuts = [c for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(listed)])
+            for c in range(lo, hi, LANES)]
+    return np.array(cuts + [len(listed)], dtype=np.int64), order.astype(np.int64)
 
-    Per bar: the growth-applied returns, the q row of every distinct MA, the E row of every
-    distinct equity, nine window values and a member set's Layer-2 sums N and D; plus the
-    window-sum buffer. ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
+
+def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
+    """Working bytes of a block: each pool thread's time-major rows (the outputs are the
+    caller's).
+
+    Per bar and lane: the growth-applied returns of each growth row, the q row of every
+    distinct MA, the E row of every distinct equity, and :data:`_ROWS` more.
+    ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
-    per_bar = (sizes["growth"] * F8 + sizes["q_keys"] + sizes["equity_keys"] * F8
-               + (N_MEMBERS + 2) * F8)
-    per_thread = per_bar * n_bars + 2 * max_len * F8
-    return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * per_thread)
+    per_bar = (sizes["growth"] + sizes["q_keys"] + sizes["equity_keys"] + _ROWS) * LANES * F8
+    return Footprint(per_symbol=5 * F8,
+                     fixed=numba.config.NUMBA_NUM_THREADS * per_bar * max(n_bars, 1))
 
 
 def run_block(close, source, starts, plan, out, rows):
@@ -140,12 +178,13 @@ def run_block(close, source, starts, plan, out, rows):
         Calls per stage (:data:`STAGES`), summed over the block's symbols.
     """
     counts = np.zeros((close.shape[0], len(STAGES)), dtype=np.int64)
+    blocks, order = _blocks(np.asarray(starts, dtype=np.int64))
     p = plan
     with _parallel_guard():
-        run_sweep_cpu(source, close, starts, p.growth, p.b_fam, p.b_lens, p.b_lo, p.q_len,
-                      p.q_tie, p.q_row, p.q_e, p.set_q, p.set_e, p.e_q, p.e_g, p.e_cut, p.e_d,
-                      p.set_g, p.set_cut, p.set_d, p.set_lo,
-                      p.use_f, p.use_fam, p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
+        run_sweep_cpu(source, close, starts, blocks, order, source is not close, p.growth,
+                      p.b_fam, p.b_lens, p.b_lo, p.q_len, p.q_tie, p.q_row, p.q_e, p.set_q,
+                      p.set_e, p.e_q, p.e_g, p.e_cut, p.e_d, p.set_g, p.set_cut, p.set_d,
+                      p.set_lo, p.use_f, p.use_fam, p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
                       p.p_dsrc, p.p_shift, rows.s0, rows.f0, rows.p_row,
                       out["family_signals"], out["family_equities"], out["average_signal"],
                       out["direction"], out["long_events"], out["short_events"], counts)

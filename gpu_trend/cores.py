@@ -15,7 +15,7 @@ functions both backends are made of:
 The row functions are loops over bars of one-bar steps, which :class:`Cores` also
 exports: ``return_at`` (``growth_return``), ``ma_step`` (with ``window_value`` and
 ``window_ready`` for the window families), ``cross_step``, ``member_equity`` and
-``layer2_step``, and ``load_member`` / ``store_member`` / ``fresh_member`` for a member's
+``layer2_step``, ``average_add`` and ``direction_step``, and ``load_member`` / ``store_member`` / ``fresh_member`` for a member's
 state row (``fresh_layer2`` for a family's Layer 2).
 The CPU's kernels are made of these steps (:mod:`cpu_fallback.lanes` runs them in every SIMD
 lane of a block of symbols, :mod:`cpu_fallback.backend` one symbol a bar at a time), and the
@@ -107,9 +107,10 @@ class Cores(NamedTuple):
     member_core: object
     layer2_core: object
     final_core: object
-    # One bar of the row functions: the sweep's kernels (gpu_trend.sweep_cores) run them on
-    # rows the row functions do not take, and the CPU's few-bar path (cpu_fallback.backend)
-    # steps every member of a symbol through a bar without a call per member.
+    # One bar of the row functions: the CPU's lane kernels (cpu_fallback.lanes, .sweep_lanes)
+    # run them in every SIMD lane, the GPU's sweep on rows the row functions do not take, and
+    # the CPU's few-bar path (cpu_fallback.backend) steps every member of a symbol through a
+    # bar without a call per member.
     member_equity: object
     load_member: object
     store_member: object
@@ -122,6 +123,8 @@ class Cores(NamedTuple):
     window_value: object
     window_ready: object
     growth_return: object
+    average_add: object
+    direction_step: object
 
 
 def build_cores(jit, mul, step_jit=None):
@@ -436,6 +439,25 @@ def build_cores(jit, mul, step_jit=None):
             st[L_A] = a
             st[L_S] = s
 
+    @step
+    def average_add(num, den, x, s):
+        # One family's terms of Average_Signal = Σ cut(X_k)·S_k / Σ S_k (spec 7.3), added in
+        # family order. cut(X_k) is 0 or ±1, so the product is exact: nothing to contract.
+        return num + cut(x) * s, den + s
+
+    @step
+    def direction_step(u, u_prev, th_long, th_short, direction):
+        # The direction machine (spec 7.4) on the bar's value u after u_prev: returns the new
+        # direction and the bar's long and short events.
+        up = u > th_long and u_prev <= th_long
+        down = u < th_short and u_prev >= th_short
+        before = direction
+        if up:
+            direction = 1.0
+        if down:
+            direction = -1.0
+        return direction, up and before == -1.0, down and before == 1.0
+
     @jit
     def final_core(xs, ss, start, t_from, cutout, th_long, th_short, dsrc, shift,
                    avg, dirn, longs, shorts, st, resume, keep):
@@ -459,8 +481,7 @@ def build_cores(jit, mul, step_jit=None):
                 num = 0.0
                 den = 0.0
                 for k in range(N_FAMILIES):
-                    num += cut(xs[k, t]) * ss[k, t]
-                    den += ss[k, t]
+                    num, den = average_add(num, den, xs[k, t], ss[k, t])
                 a = num / den
             avg[t] = a
             v = a if dsrc < 0 else xs[dsrc, t]
@@ -469,15 +490,8 @@ def build_cores(jit, mul, step_jit=None):
                 v_prev = v
             else:
                 u = v
-            up = u > th_long and u_prev <= th_long
-            down = u < th_short and u_prev >= th_short
-            before = direction
-            if up:
-                direction = 1.0
-            if down:
-                direction = -1.0
-            longs[t] = up and before == -1.0
-            shorts[t] = down and before == 1.0
+            direction, longs[t], shorts[t] = direction_step(u, u_prev, th_long, th_short,
+                                                            direction)
             dirn[t] = direction
             u_prev = u
         if keep:
@@ -487,4 +501,5 @@ def build_cores(jit, mul, step_jit=None):
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core, member_equity,
                  load_member, store_member, return_at, ma_step, cross_step, layer2_step,
-                 fresh_member, fresh_layer2, window_value, window_ready, growth_return)
+                 fresh_member, fresh_layer2, window_value, window_ready, growth_return,
+                 average_add, direction_step)

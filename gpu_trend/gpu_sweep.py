@@ -21,6 +21,7 @@ Numba's simulator on NumPy arrays.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numba import cuda
@@ -29,7 +30,6 @@ from .arrays import namespace, to_host
 from .cores import FINAL_STATE, LAYER2_STATE, MEMBER_STATE, N_FAMILIES, N_MEMBERS
 from .gpu import THREADS, _launch_stream, device_cores
 from .memory import F8, Footprint
-from .sweep_cores import build_sweep_cores
 from .sweep_plan import output_bytes_per_bar, slot_bytes_per_bar
 
 MEMORY = "device"
@@ -44,7 +44,21 @@ def _grid(n_threads, stream):
 @functools.lru_cache(maxsize=None)
 def _kernels():
     device, mul, core = device_cores()
-    member_slot = build_sweep_cores(device, mul, core)[0]
+
+    @device
+    def member_slot(q_src, r, start, cutout, d, q_out, e_out):
+        # member_core's equity on a stored q row (a slot whose λ, decay or cutout differ from
+        # its key's primary slot): q copied to q_out, E from the listing on (Layer 2 starts at
+        # the cutout, counted from the listing, so earlier bars are never read).
+        a = 0.0
+        e = math.nan
+        q_prev = 0.0  # member_core's q before the listing bar
+        for t in range(start, q_out.shape[0]):
+            q = q_src[t]
+            a, e = core.member_equity(t - start, cutout, e, a, r[t], q_prev, d)
+            q_out[t] = q
+            e_out[t] = e
+            q_prev = q
 
     @cuda.jit
     def returns_kernel(closeT, growth, starts, rT):

@@ -391,7 +391,6 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
         memory.ensure_gpu_pool()
     budget = memory.resolve_budget(memory_limit, "gpu" if on_device else "cpu")
     separate = work0.source is not work0.close
-    max_len = max(int(c.member_lengths().max()) for c in configs)
     copied = sum(inp.work.copied for inp in inputs)
 
     def footprints(sizes):
@@ -399,7 +398,7 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
             scratch = driver.scratch_footprint(width, sizes, separate_source=separate,
                                                input_copies=work0.route.input_copies)
         else:
-            scratch = driver.scratch_footprint(width, sizes, max_len)
+            scratch = driver.scratch_footprint(width, sizes)
         return memory.compute_footprint(
             width, scratch=scratch, members=False, n_symbols=n_sym, separate_source=separate,
             fill=any(c.nan_policy == "ffill" for c in configs),

@@ -23,7 +23,7 @@ the key's *primary* slot: ``Cores.member_core`` computes q and that slot's E in 
 The CPU computes every other equity key once from the stored q and runs Layer 2 on the
 rows where they are (:mod:`cpu_fallback.sweep`); the GPU computes q and E straight into the
 slots, side by side as ``Cores.layer2_core`` reads them, every slot but the primary one from
-the stored q (:mod:`gpu_trend.gpu_sweep`, :mod:`gpu_trend.sweep_cores`).
+the stored q (:mod:`gpu_trend.gpu_sweep`).
 
 A *family set* is one configuration's six (member set, weight) pairs: configurations that
 differ only in thresholds, direction source or strategy view share it, and with it their

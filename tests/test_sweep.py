@@ -170,7 +170,7 @@ def test_a_small_memory_limit_splits_the_grid_and_changes_nothing():
     configs = expand_grid(grid)
 
     def scratch(cfgs):
-        return cpu_sweep.scratch_footprint(n_bars, plan_sizes(cfgs), 18).fixed
+        return cpu_sweep.scratch_footprint(n_bars, plan_sizes(cfgs)).fixed
 
     slack = 2**18  # the planner's allowances besides the stage rows (NumPy's buffers, ...)
     # room for the configurations of one base length, not for both: MAs of the member

@@ -1,0 +1,334 @@
+"""SIMD across symbols for parameter sweeps: a :class:`~gpu_trend.sweep_plan.SweepPlan`'s stages
+for a block of :data:`~cpu_fallback.lanes.LANES` symbols listed on the same bar.
+
+The layout and the rules are those of :mod:`cpu_fallback.lanes` (read its docstring first):
+inputs time-major (bar × lane), every loop over the lanes innermost, state and per-bar values
+on the stack, each lane running the cores' own one-bar steps in their order, so every lane's
+results are the bits of the scalar cores. Unlike a ``compute_atc`` block, a sweep block's
+lanes share their listing bar ``t0``: a sweep has no few-bar path to bring later lanes up, so
+the driver (:mod:`cpu_fallback.sweep`) puts only symbols listed together in a block.
+
+The stages keep their rows between them, time-major in each thread's scratch: the returns of
+each growth row (``r_t``), q of each q key (``q_t``) and E of each equity key (``e_t``),
+(rows, T, LANES) each. A plan's q keys are many more than one family's nine (282 on a grid of
+nine lengths × three robustness settings), so they are not all stepped in one pass over the
+bars as ``compute_atc``'s nine are; each stage is a kernel of its own:
+
+* ``member_lanes(fam, ...)``: up to :data:`KEYS` q keys of one batch of family ``fam`` (one
+  compiled kernel per family, its window pass shared by the batch), q and the primary
+  equity of each;
+* ``block_returns``, ``slot_lanes``: a growth row's returns; an equity key's E from a stored
+  q (grids over λ, decay or cutout);
+* ``layer2_sums``, ``layer2_lanes``: a member set's N = Σ q·E and D = Σ E in member order,
+  then a family set's X_k and S_k from them, into the sweep's outputs;
+* ``average_lanes``, ``direction_lanes``: a family set's Average_Signal, then each
+  configuration's direction and events from it, into the sweep's outputs.
+"""
+
+import math
+
+import numba
+
+from cpu_fallback.lanes import LANES, _stack, window_pass_lanes
+from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, M_A, M_ACC, M_ACC2, M_E, M_GT, M_KAMA, M_LT,
+                             M_OK, M_Q, M_Y, M_Y2, MEMBER_STATE, N_FAMILIES, N_MEMBERS)
+
+#: Most q keys one ``member_lanes`` call steps together (their state is on the stack): a window
+#: batch's nine lengths under four tie rules. A batch with more keys takes more calls.
+KEYS = 4 * N_MEMBERS
+
+
+def _member_kernel(cores, mul, jit, inline_jit, fam):
+    """The lane kernel of family ``fam``: q keys ``lo:hi`` of one batch through bars t0..n−1."""
+    window = fam != EMA and fam != DEMA
+    window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
+    n_state, lanes, n_sums, n_members = KEYS * MEMBER_STATE, LANES, 2 * N_MEMBERS, N_MEMBERS
+
+    @jit
+    def kernel(src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g, e_cut,
+               e_d, q_t, e_t):
+        st = numba.carray(_stack(n_state, lanes), (n_state, lanes))
+        bar = numba.carray(_stack(2, lanes), (2, lanes))
+        acc = numba.carray(_stack(2, lanes), (2, lanes))
+        sums = numba.carray(_stack(n_sums, lanes), (n_sums, lanes))
+        by_len = numba.carray(_stack(n_members, 1), n_members)
+        fresh = numba.carray(_stack(MEMBER_STATE, 1), MEMBER_STATE)
+        n_lanes = src_t.shape[1]
+        cores.store_member(fresh, *cores.fresh_member())
+        for i in range((hi - lo) * MEMBER_STATE):
+            for k in range(lanes):
+                st[i, k] = fresh[i % MEMBER_STATE]
+        maxlen = by_length(lens, by_len)
+        for r in range(n_sums):
+            for k in range(lanes):
+                sums[r, k] = 0.0  # read (and discarded) before a window is full
+        q_now, e_now = bar[0], bar[1]
+        for t in range(t0, n):
+            tau = float(t - t0)
+            if window:
+                window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), by_len, lens,
+                            sums, acc, n_lanes)
+            x_now, c_now = src_t[t], close_t[t]
+            for i in range(hi - lo):
+                kk = lo + i
+                length = q_len[kk]
+                tie = q_tie[kk]
+                j = q_e[kk]
+                cutout = e_cut[j]
+                d = e_d[j]
+                r_now = r_t[e_g[j], t]
+                alpha = 2.0 / (length + 1)
+                ws_i = sums[2 * q_row[kk]]
+                wt_i = sums[2 * q_row[kk] + 1]
+                lag = src_t[max(t - length, 0)]
+                b = i * MEMBER_STATE
+                s_acc, s_y, s_acc2, s_y2 = st[b + M_ACC], st[b + M_Y], st[b + M_ACC2], st[b + M_Y2]
+                s_kama, s_q, s_gt, s_lt = st[b + M_KAMA], st[b + M_Q], st[b + M_GT], st[b + M_LT]
+                s_ok, s_a, s_e = st[b + M_OK], st[b + M_A], st[b + M_E]
+                for k in range(n_lanes):
+                    m_pre = math.nan
+                    x_lag = math.nan
+                    if window:
+                        v = cores.window_value(fam, length, ws_i[k], wt_i[k])
+                        m_pre = v if cores.window_ready(fam, length, tau) else math.nan
+                        if fam == KAMA:
+                            x_lag = lag[k] if tau >= length else math.nan
+                    q_prev = s_q[k]
+                    m, acc_, y, acc2, y2, k_prev = cores.ma_step(
+                        x_now[k], x_lag, m_pre, tau, fam, length, alpha, s_acc[k], s_y[k],
+                        s_acc2[k], s_y2[k], s_kama[k])
+                    q, gt, lt, ok = cores.cross_step(m, c_now[k], tie, q_prev, s_gt[k] != 0.0,
+                                                     s_lt[k] != 0.0, s_ok[k] != 0.0)
+                    a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r_now[k], q_prev, d)
+                    s_acc[k] = acc_
+                    s_y[k] = y
+                    s_acc2[k] = acc2
+                    s_y2[k] = y2
+                    s_kama[k] = k_prev
+                    s_q[k] = q
+                    s_gt[k] = 1.0 if gt else 0.0
+                    s_lt[k] = 1.0 if lt else 0.0
+                    s_ok[k] = 1.0 if ok else 0.0
+                    s_a[k] = a
+                    s_e[k] = e
+                    q_now[k] = q
+                    e_now[k] = e
+                q_out, e_out = q_t[kk, t], e_t[j, t]
+                for k in range(n_lanes):
+                    q_out[k] = q_now[k]
+                    e_out[k] = e_now[k]
+
+    return kernel
+
+
+def build_sweep_lanes(cores, mul, jit, inline_jit):
+    """Compile the sweep's lane kernels (see the module docstring).
+
+    Parameters
+    ----------
+    cores, mul, jit, inline_jit
+        As for :func:`cpu_fallback.lanes.build_lanes`.
+
+    Returns
+    -------
+    dict of compiled functions
+        ``member_lanes(fam, src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e,
+        e_g, e_cut, e_d, q_t, e_t)``, ``block_returns(close_t, growth, t0, n, r_out)``,
+        ``slot_lanes(q_t, r_t, t0, n, cutout, d, e_out)``, ``layer2_sums(q_t, e_t, sq, se, t0,
+        n, nd_t)``, ``layer2_lanes(nd_t, r_t, t0, n, cutout, w, d, outs, n_real, f, fam, xs,
+        ss, out_t)``, ``average_lanes(xs, ss, f, outs, n_real, t0, n, cutout, xs_t, avg_t)`` and
+        ``direction_lanes(avg_t, xs_t, t0, n, dsrc, shift, th_long, th_short, outs, n_real,
+        p, copy_avg, avg, dirn, longs, shorts, out_t)``. Time-major rows are (T, LANES); ``outs`` holds the
+        output row of each lane (lanes past ``n_real`` repeat a real one and write nothing).
+    """
+    lanes = LANES
+    k0, k1, k2, k3, k4, k5 = (_member_kernel(cores, mul, jit, inline_jit, f)
+                              for f in range(N_FAMILIES))
+
+    @jit
+    def member_lanes(fam, src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e,
+                     e_g, e_cut, e_d, q_t, e_t):
+        args = (src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g, e_cut,
+                e_d, q_t, e_t)
+        if fam == 0:
+            k0(*args)
+        elif fam == 1:
+            k1(*args)
+        elif fam == 2:
+            k2(*args)
+        elif fam == 3:
+            k3(*args)
+        elif fam == 4:
+            k4(*args)
+        else:
+            k5(*args)
+
+    @jit
+    def block_returns(close_t, growth, t0, n, r_out):
+        # Cores.return_at in every lane (r is read from the bar after t0 on).
+        n_lanes = close_t.shape[1]
+        for t in range(t0 + 1, n):
+            g = growth[t - t0]
+            c_now, c_prev, out = close_t[t], close_t[t - 1], r_out[t]
+            for k in range(n_lanes):
+                out[k] = cores.growth_return(c_now[k], c_prev[k], g)
+        if t0 < n:
+            for k in range(n_lanes):
+                r_out[t0, k] = math.nan
+
+    @jit
+    def slot_lanes(q_t, r_t, t0, n, cutout, d, e_out):
+        # gpu_sweep's member_slot in every lane: E of a stored q under another equity key.
+        st = numba.carray(_stack(4, lanes), (4, lanes))
+        s_a, s_e, s_q, e_now = st[0], st[1], st[2], st[3]
+        n_lanes = q_t.shape[1]
+        for k in range(lanes):
+            s_a[k] = 0.0
+            s_e[k] = math.nan
+            s_q[k] = 0.0  # q before the listing bar
+        for t in range(t0, n):
+            tau = float(t - t0)
+            q_row, r_row = q_t[t], r_t[t]
+            for k in range(n_lanes):
+                a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r_row[k], s_q[k], d)
+                s_a[k] = a
+                s_e[k] = e
+                s_q[k] = q_row[k]
+                e_now[k] = e
+            out = e_out[t]
+            for k in range(n_lanes):
+                out[k] = e_now[k]
+
+    @jit
+    def layer2_sums(q_t, e_t, sq, se, t0, n, nd_t):
+        # A member set's N = Σ q·E and D = Σ E, added in member order as layer2_core adds them.
+        st = numba.carray(_stack(2, lanes), (2, lanes))
+        num, den = st[0], st[1]
+        n_lanes = q_t.shape[2]
+        for t in range(t0, n):
+            for k in range(n_lanes):
+                num[k] = 0.0
+                den[k] = 0.0
+            for i in range(N_MEMBERS):
+                q_row, e_row = q_t[sq[i], t], e_t[se[i], t]
+                for k in range(n_lanes):
+                    num[k] += mul(q_row[k], e_row[k])
+                    den[k] += e_row[k]
+            out_n, out_d = nd_t[0, t], nd_t[1, t]
+            for k in range(n_lanes):
+                out_n[k] = num[k]
+                out_d[k] = den[k]
+
+    @jit
+    def layer2_lanes(nd_t, r_t, t0, n, cutout, w, d, outs, n_real, f, fam, xs, ss, out_t):
+        # Layer 2 of one family of family set f (Cores.layer2_step), NaN before the cutout:
+        # computed time-major into out_t (2, T, LANES), then written out a lane's row at a time.
+        st = numba.carray(_stack(3, lanes), (3, lanes))
+        l_x, l_a, l_s = st[0], st[1], st[2]
+        n_lanes = r_t.shape[1]
+        for k in range(lanes):
+            l_x[k], l_a[k], l_s[k] = cores.fresh_layer2()
+        w0 = w if w > FLOOR else FLOOR
+        for t in range(t0, n):
+            tau = float(t - t0)
+            num, den, r_row = nd_t[0, t], nd_t[1, t], r_t[t]
+            x_out, s_out = out_t[0, t], out_t[1, t]
+            live = tau >= cutout  # Layer 2 holds still (NaN out) before the cutout
+            for k in range(n_lanes):
+                x0, a0, s0 = l_x[k], l_a[k], l_s[k]
+                x, a, s = cores.layer2_step(num[k], den[k], tau == cutout, s0, a0, r_row[k], x0,
+                                            w0, d)
+                l_x[k] = x if live else x0
+                l_a[k] = a if live else a0
+                l_s[k] = s if live else s0
+                x_out[k] = x if live else math.nan
+                s_out[k] = s if live else math.nan
+        for k in range(n_real):
+            x_row, s_row = xs[f, outs[k], fam], ss[f, outs[k], fam]
+            for t in range(t0):
+                x_row[t] = math.nan
+                s_row[t] = math.nan
+            for t in range(t0, n):
+                x_row[t] = out_t[0, t, k]
+                s_row[t] = out_t[1, t, k]
+
+    @jit
+    def average_lanes(xs, ss, f, outs, n_real, t0, n, cutout, xs_t, avg_t):
+        # Family set f's X and S rows, time-major (xs_t: X, then S), and its Average_Signal
+        # (Cores.final_core's sums, by Cores.average_add).
+        st = numba.carray(_stack(2, lanes), (2, lanes))
+        num, den = st[0], st[1]
+        for k in range(lanes):
+            o = outs[min(k, n_real - 1)]
+            for fam in range(N_FAMILIES):
+                for t in range(t0, n):
+                    xs_t[fam, t, k] = xs[f, o, fam, t]
+                    xs_t[N_FAMILIES + fam, t, k] = ss[f, o, fam, t]
+        n_lanes = avg_t.shape[1]
+        for t in range(t0, n):
+            for k in range(n_lanes):
+                num[k] = 0.0
+                den[k] = 0.0
+            for fam in range(N_FAMILIES):
+                x_row, s_row = xs_t[fam, t], xs_t[N_FAMILIES + fam, t]
+                for k in range(n_lanes):
+                    num[k], den[k] = cores.average_add(num[k], den[k], x_row[k], s_row[k])
+            out = avg_t[t]
+            if t - t0 < cutout:
+                for k in range(n_lanes):
+                    out[k] = math.nan
+            else:
+                for k in range(n_lanes):
+                    out[k] = num[k] / den[k]
+
+    @jit
+    def direction_lanes(avg_t, xs_t, t0, n, dsrc, shift, th_long, th_short, outs, n_real, p,
+                        copy_avg, avg, dirn, longs, shorts, out_t):
+        # Configuration p's direction machine (Cores.direction_step) on its family set's
+        # Average_Signal (or one family's X), time-major into out_t (3, T, LANES), then its
+        # outputs a lane's row at a time; Average_Signal too, from avg_t, or (not copy_avg)
+        # from row `copy_avg` of `avg`, which holds it already.
+        st = numba.carray(_stack(3, lanes), (3, lanes))
+        s_dir, s_u, s_v = st[0], st[1], st[2]
+        n_lanes = avg_t.shape[1]
+        for k in range(lanes):
+            s_dir[k] = math.nan
+            s_u[k] = math.nan
+            s_v[k] = math.nan
+        for t in range(t0, n):
+            v_row = avg_t[t] if dsrc < 0 else xs_t[dsrc, t]
+            d_out, l_out, h_out = out_t[0, t], out_t[1, t], out_t[2, t]
+            for k in range(n_lanes):
+                v = v_row[k]
+                u = s_v[k] if shift else v
+                s_v[k] = v
+                direction, up, down = cores.direction_step(u, s_u[k], th_long, th_short,
+                                                           s_dir[k])
+                s_dir[k] = direction
+                s_u[k] = u
+                d_out[k] = direction
+                l_out[k] = 1.0 if up else 0.0
+                h_out[k] = 1.0 if down else 0.0
+        for k in range(n_real):
+            o = outs[k]
+            a_row, d_row, l_row, h_row = avg[p, o], dirn[p, o], longs[p, o], shorts[p, o]
+            for t in range(t0):
+                a_row[t] = math.nan
+                d_row[t] = math.nan
+                l_row[t] = False
+                h_row[t] = False
+            if copy_avg < 0:
+                for t in range(t0, n):
+                    a_row[t] = avg_t[t, k]
+            else:
+                a_prev = avg[copy_avg, o]
+                for t in range(t0, n):
+                    a_row[t] = a_prev[t]
+            for t in range(t0, n):
+                d_row[t] = out_t[0, t, k]
+                l_row[t] = out_t[1, t, k] != 0.0
+                h_row[t] = out_t[2, t, k] != 0.0
+
+    return dict(member_lanes=member_lanes, block_returns=block_returns, slot_lanes=slot_lanes,
+                layer2_sums=layer2_sums, layer2_lanes=layer2_lanes, average_lanes=average_lanes,
+                direction_lanes=direction_lanes)
