@@ -120,7 +120,9 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
         for f in range(f_set.shape[0]):
             average_lanes(xs, ss, f0 + f, outs, n_real, t0, n, set_cut[f_set[f, 0]], xs_t,
                           avg_t)
-            done = -1  # the row of this family set's first configuration, once written
+            # The row of this family set's first configuration, once written (np.int64: a
+            # literal -1 would compile direction_lanes twice, see run_cpu's t0).
+            done = np.int64(-1)
             for p in range(p_f.shape[0]):
                 if p_f[p] == f:
                     direction_lanes(avg_t, xs_t, t0, n, p_dsrc[p], p_shift[p], p_long[p],
