@@ -27,8 +27,8 @@ import numpy as np
 
 from cpu_fallback.backend import _inline_jit, _jit, _mul, _parallel_guard, cores
 from cpu_fallback.lanes import LANES
-from cpu_fallback.sweep_lanes import KEYS, build_sweep_lanes
-from gpu_trend.cores import DEMA, EMA, N_FAMILIES
+from cpu_fallback.sweep_lanes import KEYS, build_sweep_lanes, tile_bars
+from gpu_trend.cores import DEMA, EMA, MEMBER_STATE, N_FAMILIES
 from gpu_trend.memory import F8, Footprint
 
 MEMORY = "host"
@@ -40,16 +40,14 @@ _k = build_sweep_lanes(cores, _mul, _jit, _inline_jit)
 member_lanes, block_returns, slot_lanes = _k["member_lanes"], _k["block_returns"], _k["slot_lanes"]
 layer2_sums, layer2_lanes = _k["layer2_sums"], _k["layer2_lanes"]
 average_lanes, direction_lanes = _k["average_lanes"], _k["direction_lanes"]
-#: Time-major rows of a thread's block besides the plan's: close and source, N and D, a
-#: family set's six X and six S, its Average_Signal, a configuration's direction and events.
-_ROWS = 2 + 2 + 2 * N_FAMILIES + 1 + 3
+fresh_state, before_listing = _k["fresh_state"], _k["before_listing"]
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")  # as run_cpu's
 def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_lens, b_lo,
                   q_len, q_tie, q_row, q_e, set_q, set_e, e_q, e_g, e_cut, e_d, set_g, set_cut,
                   set_d, set_lo, use_f, use_fam, f_set, f_w, p_f, p_long, p_short, p_dsrc,
-                  p_shift, s0, f0, p_row, xs, ss, avg, dirn, longs, shorts, counts):
+                  p_shift, s0, f0, p_row, xs, ss, avg, dirn, longs, shorts, counts, tile):
     """Every stage of a sweep plan for every block of symbols, in parallel over blocks.
 
     ``close``/``src`` (S, T); block b is symbols ``order[blocks[b]:blocks[b + 1]]`` (at most
@@ -57,7 +55,8 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
     are the whole sweep's, ``xs``, ``ss`` (F', S', 6, T) and ``avg``, ``dirn``, ``longs``,
     ``shorts`` (P', S', T) (whole arrays, so that Numba compiles one layout): the call
     writes symbols ``s0:s0 + S`` of family sets ``f0:f0 + F`` and of configurations
-    ``p_row``, every element. ``counts`` (S, 5) receives the calls per stage.
+    ``p_row``, every element. ``counts`` (S, 5) receives the calls per stage. The stages run
+    ``tile`` bars at a time (:func:`~cpu_fallback.sweep_lanes.tile_bars`).
     """
     n_sym, n = close.shape
     n_pool = numba.config.NUMBA_NUM_THREADS
@@ -65,12 +64,16 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
     n_q, n_e, n_g = q_len.shape[0], e_q.shape[0], growth.shape[0]
     inp_all = np.empty((n_pool, 2, n, lanes))
     r_all = np.empty((n_pool, n_g, n, lanes))
-    q_all = np.empty((n_pool, n_q, n, lanes))
-    e_all = np.empty((n_pool, n_e, n, lanes))
-    nd_all = np.empty((n_pool, 2, n, lanes))
-    xs_all = np.empty((n_pool, 2 * N_FAMILIES, n, lanes))
-    avg_all = np.empty((n_pool, n, lanes))
-    dir_all = np.empty((n_pool, 3, n, lanes))
+    q_all = np.empty((n_pool, n_q, tile, lanes))
+    e_all = np.empty((n_pool, n_e, tile, lanes))
+    nd_all = np.empty((n_pool, 2, tile, lanes))
+    xs_all = np.empty((n_pool, 2 * N_FAMILIES, tile, lanes))
+    avg_all = np.empty((n_pool, tile, lanes))
+    dir_all = np.empty((n_pool, 3, tile, lanes))
+    mst_all = np.empty((n_pool, n_q, MEMBER_STATE, lanes))
+    sst_all = np.empty((n_pool, n_e, 3, lanes))
+    lst_all = np.empty((n_pool, use_f.shape[0], 3, lanes))
+    dst_all = np.empty((n_pool, p_f.shape[0], 3, lanes))
     for blk in numba.prange(blocks.shape[0] - 1):
         tid = numba.get_thread_id()
         lo = blocks[blk]
@@ -90,47 +93,51 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                     src_t[t, k] = src[syms[k], t]
         r_t, q_t, e_t = r_all[tid], q_all[tid], e_all[tid]
         nd_t, xs_t, avg_t, dir_t = nd_all[tid], xs_all[tid], avg_all[tid], dir_all[tid]
+        mst, sst, lst, dst = mst_all[tid], sst_all[tid], lst_all[tid], dst_all[tid]
         for g in range(n_g):
             block_returns(close_t, growth[g], t0, n, r_t[g])
-        for b in range(b_fam.shape[0]):
-            fam = b_fam[b]
-            for lo_k in range(b_lo[b], b_lo[b + 1], KEYS):
-                hi_k = min(lo_k + KEYS, b_lo[b + 1])
-                member_lanes(fam, src_t, close_t, r_t, t0, n, b_lens[b], lo_k, hi_k, q_len,
-                             q_tie, q_row, q_e, e_g, e_cut, e_d, q_t, e_t)
-                for k in range(n_real):
-                    if fam != EMA and fam != DEMA:
-                        counts[syms[k], WINDOW] += 1
-                    counts[syms[k], MA] += hi_k - lo_k
-                    counts[syms[k], EQUITY] += hi_k - lo_k
-        for j in range(n_e):
-            k_q = e_q[j]
-            if q_e[k_q] != j:  # not computed with its q
-                slot_lanes(q_t[k_q], r_t[e_g[j]], t0, n, e_cut[j], e_d[j], e_t[j])
-                for k in range(n_real):
-                    counts[syms[k], EQUITY] += 1
-        for g in range(set_q.shape[0]):  # Layer 2's rows pass through xs_t
-            layer2_sums(q_t, e_t, set_q[g], set_e[g], t0, n, nd_t)
-            for u in range(set_lo[g], set_lo[g + 1]):
-                f, fam = use_f[u], use_fam[u]
-                layer2_lanes(nd_t, r_t[set_g[g]], t0, n, set_cut[g], f_w[f, fam], set_d[g],
-                             outs, n_real, f0 + f, fam, xs, ss, xs_t)
-                for k in range(n_real):
-                    counts[syms[k], LAYER2] += 1
-        for f in range(f_set.shape[0]):
-            average_lanes(xs, ss, f0 + f, outs, n_real, t0, n, set_cut[f_set[f, 0]], xs_t,
-                          avg_t)
-            # The row of this family set's first configuration, once written (np.int64: a
-            # literal -1 would compile direction_lanes twice, see run_cpu's t0).
-            done = np.int64(-1)
-            for p in range(p_f.shape[0]):
-                if p_f[p] == f:
-                    direction_lanes(avg_t, xs_t, t0, n, p_dsrc[p], p_shift[p], p_long[p],
-                                    p_short[p], outs, n_real, p_row[p], done, avg, dirn, longs,
-                                    shorts, dir_t)
-                    done = p_row[p]
-                    for k in range(n_real):
-                        counts[syms[k], FINAL] += 1
+        fresh_state(mst, sst, lst, dst)
+        before_listing(t0, outs, n_real, f0, f0 + f_set.shape[0], p_row, xs, ss, avg, dirn,
+                       longs, shorts)
+        for ta in range(t0, n, tile):
+            tb = min(ta + tile, n)
+            for b in range(b_fam.shape[0]):
+                for lo_k in range(b_lo[b], b_lo[b + 1], KEYS):
+                    member_lanes(b_fam[b], src_t, close_t, r_t, t0, ta, tb, b_lens[b], lo_k,
+                                 min(lo_k + KEYS, b_lo[b + 1]), q_len, q_tie, q_row, q_e, e_g,
+                                 e_cut, e_d, mst, q_t, e_t)
+            for j in range(n_e):
+                if q_e[e_q[j]] != j:  # not computed with its q
+                    slot_lanes(q_t[e_q[j]], r_t[e_g[j]], t0, ta, tb, e_cut[j], e_d[j], sst[j],
+                               e_t[j])
+            for g in range(set_q.shape[0]):  # Layer 2's rows pass through xs_t
+                layer2_sums(q_t, e_t, set_q[g], set_e[g], tb - ta, nd_t)
+                for u in range(set_lo[g], set_lo[g + 1]):
+                    f, fam = use_f[u], use_fam[u]
+                    layer2_lanes(nd_t, r_t[set_g[g]], t0, ta, tb, set_cut[g], f_w[f, fam],
+                                 set_d[g], lst[u], outs, n_real, f0 + f, fam, xs, ss, xs_t)
+            for f in range(f_set.shape[0]):
+                average_lanes(xs, ss, f0 + f, outs, n_real, t0, ta, tb, set_cut[f_set[f, 0]],
+                              xs_t, avg_t)
+                # The row of this family set's first configuration, once written (np.int64:
+                # a literal -1 would compile direction_lanes twice, see run_cpu's t0).
+                done = np.int64(-1)
+                for p in range(p_f.shape[0]):
+                    if p_f[p] == f:
+                        direction_lanes(avg_t, xs_t, ta, tb, p_dsrc[p], p_shift[p], p_long[p],
+                                        p_short[p], dst[p], outs, n_real, p_row[p], done, avg,
+                                        dirn, longs, shorts, dir_t)
+                        done = p_row[p]
+        for k in range(n_real):  # what each symbol's stages computed, once
+            c = counts[syms[k]]
+            for b in range(b_fam.shape[0]):
+                calls = (b_lo[b + 1] - b_lo[b] + KEYS - 1) // KEYS
+                if b_fam[b] != EMA and b_fam[b] != DEMA:
+                    c[WINDOW] += calls
+                c[MA] += b_lo[b + 1] - b_lo[b]
+            c[EQUITY] += n_e
+            c[LAYER2] += use_f.shape[0]
+            c[FINAL] += p_f.shape[0]
 
 
 def _blocks(starts):
@@ -145,16 +152,20 @@ def _blocks(starts):
 
 
 def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
-    """Working bytes of a block: each pool thread's time-major rows (the outputs are the
-    caller's).
+    """Working bytes of a block: each pool thread's rows (the outputs are the caller's).
 
-    Per bar and lane: the growth-applied returns of each growth row, the q row of every
-    distinct MA, the E row of every distinct equity, and :data:`_ROWS` more.
+    Time-major, per lane: close and source and the returns of each growth row over every bar;
+    one tile of the q and E rows of every key and of Layer 2's, Average_Signal's and the
+    direction's rows; the state of every key, equity key, Layer-2 use and configuration.
     ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
-    per_bar = (sizes["growth"] + sizes["q_keys"] + sizes["equity_keys"] + _ROWS) * LANES * F8
-    return Footprint(per_symbol=5 * F8,
-                     fixed=numba.config.NUMBA_NUM_THREADS * per_bar * max(n_bars, 1))
+    rows = (2 + sizes["growth"]) * max(n_bars, 1)
+    keys = sizes["q_keys"] + sizes["equity_keys"]
+    tile = (keys + 2 + 2 * N_FAMILIES + 1 + 3) * tile_bars(keys)
+    state = (MEMBER_STATE * sizes["q_keys"] + 3 * sizes["equity_keys"]
+             + 3 * N_FAMILIES * sizes["family_sets"] + 3 * sizes["configs"])
+    return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * LANES * F8
+                     * (rows + tile + state))
 
 
 def run_block(close, source, starts, plan, out, rows):
@@ -189,5 +200,6 @@ def run_block(close, source, starts, plan, out, rows):
                       p.set_lo, p.use_f, p.use_fam, p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
                       p.p_dsrc, p.p_shift, rows.s0, rows.f0, rows.p_row,
                       out["family_signals"], out["family_equities"], out["average_signal"],
-                      out["direction"], out["long_events"], out["short_events"], counts)
+                      out["direction"], out["long_events"], out["short_events"], counts,
+                      tile_bars(len(p.q_len) + len(p.e_q)))
     return counts.sum(axis=0)

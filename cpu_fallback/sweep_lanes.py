@@ -33,37 +33,48 @@ from cpu_fallback.lanes import LANES, _stack, window_pass_lanes
 from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, M_A, M_ACC, M_ACC2, M_E, M_GT, M_KAMA, M_LT,
                              M_OK, M_Q, M_Y, M_Y2, MEMBER_STATE, N_FAMILIES, N_MEMBERS)
 
+
+def tile_bars(n_rows: int) -> int:
+    """Bars a block's stages run at a time, for ``n_rows`` q and E rows: every stage runs on
+    one tile of bars before the next tile (their state kept between tiles), so that a tile's
+    rows of every key are still in cache when the Layer-2 sums read them: about 256 KB, in
+    the second-level cache, on small grids; in the third-level one on grids of hundreds of
+    keys. A power of two from 64 to 128: shorter tiles cost more calls than they save (16 and
+    32 measured no faster on the 282-key lengths grid)."""
+    fit = (1 << 18) // (max(n_rows, 1) * LANES * 8)
+    return max(64, min(128, 1 << max(fit.bit_length() - 1, 0)))
+
+
 #: Most q keys one ``member_lanes`` call steps together (their state is on the stack): a window
 #: batch's nine lengths under four tie rules. A batch with more keys takes more calls.
 KEYS = 4 * N_MEMBERS
 
 
 def _member_kernel(cores, mul, jit, inline_jit, fam):
-    """The lane kernel of family ``fam``: q keys ``lo:hi`` of one batch through bars t0..n−1."""
+    """The lane kernel of family ``fam``: q keys ``lo:hi`` of one batch through bars ta..tb−1."""
     window = fam != EMA and fam != DEMA
     window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
     n_state, lanes, n_sums, n_members = KEYS * MEMBER_STATE, LANES, 2 * N_MEMBERS, N_MEMBERS
 
     @jit
-    def kernel(src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g, e_cut,
-               e_d, q_t, e_t):
+    def kernel(src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
+               e_cut, e_d, mst, q_t, e_t):
         st = numba.carray(_stack(n_state, lanes), (n_state, lanes))
         bar = numba.carray(_stack(2, lanes), (2, lanes))
         acc = numba.carray(_stack(2, lanes), (2, lanes))
         sums = numba.carray(_stack(n_sums, lanes), (n_sums, lanes))
         by_len = numba.carray(_stack(n_members, 1), n_members)
-        fresh = numba.carray(_stack(MEMBER_STATE, 1), MEMBER_STATE)
         n_lanes = src_t.shape[1]
-        cores.store_member(fresh, *cores.fresh_member())
-        for i in range((hi - lo) * MEMBER_STATE):
-            for k in range(lanes):
-                st[i, k] = fresh[i % MEMBER_STATE]
+        for i in range(hi - lo):
+            for f in range(MEMBER_STATE):
+                for k in range(lanes):
+                    st[i * MEMBER_STATE + f, k] = mst[lo + i, f, k]
         maxlen = by_length(lens, by_len)
         for r in range(n_sums):
             for k in range(lanes):
                 sums[r, k] = 0.0  # read (and discarded) before a window is full
         q_now, e_now = bar[0], bar[1]
-        for t in range(t0, n):
+        for t in range(ta, tb):
             tau = float(t - t0)
             if window:
                 window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), by_len, lens,
@@ -113,10 +124,14 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
                     s_e[k] = e
                     q_now[k] = q
                     e_now[k] = e
-                q_out, e_out = q_t[kk, t], e_t[j, t]
+                q_out, e_out = q_t[kk, t - ta], e_t[j, t - ta]
                 for k in range(n_lanes):
                     q_out[k] = q_now[k]
                     e_out[k] = e_now[k]
+        for i in range(hi - lo):
+            for f in range(MEMBER_STATE):
+                for k in range(lanes):
+                    mst[lo + i, f, k] = st[i * MEMBER_STATE + f, k]
 
     return kernel
 
@@ -146,10 +161,10 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                               for f in range(N_FAMILIES))
 
     @jit
-    def member_lanes(fam, src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e,
-                     e_g, e_cut, e_d, q_t, e_t):
-        args = (src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g, e_cut,
-                e_d, q_t, e_t)
+    def member_lanes(fam, src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row,
+                     q_e, e_g, e_cut, e_d, mst, q_t, e_t):
+        args = (src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
+                e_cut, e_d, mst, q_t, e_t)
         if fam == 0:
             k0(*args)
         elif fam == 1:
@@ -177,62 +192,90 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 r_out[t0, k] = math.nan
 
     @jit
-    def slot_lanes(q_t, r_t, t0, n, cutout, d, e_out):
+    def fresh_state(mst, sst, lst, dst):
+        # Every key's, equity key's, Layer-2 use's and configuration's state before the listing.
+        row = numba.carray(_stack(MEMBER_STATE, 1), MEMBER_STATE)
+        cores.store_member(row, *cores.fresh_member())
+        x0, a0, s0 = cores.fresh_layer2()
+        for k in range(lanes):
+            for i in range(mst.shape[0]):
+                for f in range(MEMBER_STATE):
+                    mst[i, f, k] = row[f]
+            for j in range(sst.shape[0]):
+                sst[j, 0, k] = 0.0  # a
+                sst[j, 1, k] = math.nan  # E
+                sst[j, 2, k] = 0.0  # q before the listing bar
+            for u in range(lst.shape[0]):
+                lst[u, 0, k] = x0
+                lst[u, 1, k] = a0
+                lst[u, 2, k] = s0
+            for p in range(dst.shape[0]):
+                for f in range(3):
+                    dst[p, f, k] = math.nan  # direction, u_prev, v_prev
+
+    @jit
+    def slot_lanes(q_t, r_t, t0, ta, tb, cutout, d, sst, e_out):
         # gpu_sweep's member_slot in every lane: E of a stored q under another equity key.
         st = numba.carray(_stack(4, lanes), (4, lanes))
         s_a, s_e, s_q, e_now = st[0], st[1], st[2], st[3]
         n_lanes = q_t.shape[1]
         for k in range(lanes):
-            s_a[k] = 0.0
-            s_e[k] = math.nan
-            s_q[k] = 0.0  # q before the listing bar
-        for t in range(t0, n):
+            s_a[k] = sst[0, k]
+            s_e[k] = sst[1, k]
+            s_q[k] = sst[2, k]
+        for t in range(ta, tb):
             tau = float(t - t0)
-            q_row, r_row = q_t[t], r_t[t]
+            q_row, r_row = q_t[t - ta], r_t[t]
             for k in range(n_lanes):
                 a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r_row[k], s_q[k], d)
                 s_a[k] = a
                 s_e[k] = e
                 s_q[k] = q_row[k]
                 e_now[k] = e
-            out = e_out[t]
+            out = e_out[t - ta]
             for k in range(n_lanes):
                 out[k] = e_now[k]
+        for k in range(lanes):
+            sst[0, k] = s_a[k]
+            sst[1, k] = s_e[k]
+            sst[2, k] = s_q[k]
 
     @jit
-    def layer2_sums(q_t, e_t, sq, se, t0, n, nd_t):
-        # A member set's N = Σ q·E and D = Σ E, added in member order as layer2_core adds them.
-        st = numba.carray(_stack(2, lanes), (2, lanes))
-        num, den = st[0], st[1]
-        n_lanes = q_t.shape[2]
-        for t in range(t0, n):
-            for k in range(n_lanes):
-                num[k] = 0.0
-                den[k] = 0.0
-            for i in range(N_MEMBERS):
-                q_row, e_row = q_t[sq[i], t], e_t[se[i], t]
-                for k in range(n_lanes):
-                    num[k] += mul(q_row[k], e_row[k])
-                    den[k] += e_row[k]
-            out_n, out_d = nd_t[0, t], nd_t[1, t]
-            for k in range(n_lanes):
-                out_n[k] = num[k]
-                out_d[k] = den[k]
+    def layer2_sums(q_t, e_t, sq, se, n_t, nd_t):
+        # A member set's N = Σ q·E and D = Σ E on a tile's n_t bars, each bar's terms added in
+        # member order as layer2_core adds them. Member by member over the whole tile, its
+        # (bar, lane) elements as one loop: LLVM vectorises it four lanes wide and interleaves
+        # four, which a loop over one bar's eight lanes would never enter.
+        size = nd_t.shape[1] * nd_t.shape[2]
+        m = n_t * nd_t.shape[2]
+        num, den = nd_t[0].reshape(size), nd_t[1].reshape(size)
+        for x in range(m):
+            num[x] = 0.0
+            den[x] = 0.0
+        for i in range(N_MEMBERS):
+            q_row, e_row = q_t[sq[i]].reshape(size), e_t[se[i]].reshape(size)
+            for x in range(m):
+                num[x] += mul(q_row[x], e_row[x])
+                den[x] += e_row[x]
 
     @jit
-    def layer2_lanes(nd_t, r_t, t0, n, cutout, w, d, outs, n_real, f, fam, xs, ss, out_t):
+    def layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
+                     out_t):
         # Layer 2 of one family of family set f (Cores.layer2_step), NaN before the cutout:
-        # computed time-major into out_t (2, T, LANES), then written out a lane's row at a time.
+        # a tile computed time-major into out_t (2, tile, LANES), then written out a lane's
+        # row at a time. `lst` (3, LANES): x, a and S_k, read and written back.
         st = numba.carray(_stack(3, lanes), (3, lanes))
         l_x, l_a, l_s = st[0], st[1], st[2]
         n_lanes = r_t.shape[1]
         for k in range(lanes):
-            l_x[k], l_a[k], l_s[k] = cores.fresh_layer2()
+            l_x[k] = lst[0, k]
+            l_a[k] = lst[1, k]
+            l_s[k] = lst[2, k]
         w0 = w if w > FLOOR else FLOOR
-        for t in range(t0, n):
+        for t in range(ta, tb):
             tau = float(t - t0)
-            num, den, r_row = nd_t[0, t], nd_t[1, t], r_t[t]
-            x_out, s_out = out_t[0, t], out_t[1, t]
+            num, den, r_row = nd_t[0, t - ta], nd_t[1, t - ta], r_t[t]
+            x_out, s_out = out_t[0, t - ta], out_t[1, t - ta]
             live = tau >= cutout  # Layer 2 holds still (NaN out) before the cutout
             for k in range(n_lanes):
                 x0, a0, s0 = l_x[k], l_a[k], l_s[k]
@@ -243,37 +286,39 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 l_s[k] = s if live else s0
                 x_out[k] = x if live else math.nan
                 s_out[k] = s if live else math.nan
+        for k in range(lanes):
+            lst[0, k] = l_x[k]
+            lst[1, k] = l_a[k]
+            lst[2, k] = l_s[k]
         for k in range(n_real):
             x_row, s_row = xs[f, outs[k], fam], ss[f, outs[k], fam]
-            for t in range(t0):
-                x_row[t] = math.nan
-                s_row[t] = math.nan
-            for t in range(t0, n):
-                x_row[t] = out_t[0, t, k]
-                s_row[t] = out_t[1, t, k]
+            for t in range(ta, tb):
+                x_row[t] = out_t[0, t - ta, k]
+                s_row[t] = out_t[1, t - ta, k]
 
     @jit
-    def average_lanes(xs, ss, f, outs, n_real, t0, n, cutout, xs_t, avg_t):
-        # Family set f's X and S rows, time-major (xs_t: X, then S), and its Average_Signal
-        # (Cores.final_core's sums, by Cores.average_add).
+    def average_lanes(xs, ss, f, outs, n_real, t0, ta, tb, cutout, xs_t, avg_t):
+        # A tile of family set f's X and S rows, time-major (xs_t: X, then S), and its
+        # Average_Signal (Cores.final_core's sums, by Cores.average_add).
         st = numba.carray(_stack(2, lanes), (2, lanes))
         num, den = st[0], st[1]
         for k in range(lanes):
             o = outs[min(k, n_real - 1)]
             for fam in range(N_FAMILIES):
-                for t in range(t0, n):
-                    xs_t[fam, t, k] = xs[f, o, fam, t]
-                    xs_t[N_FAMILIES + fam, t, k] = ss[f, o, fam, t]
+                x_row, s_row = xs[f, o, fam], ss[f, o, fam]
+                for t in range(ta, tb):
+                    xs_t[fam, t - ta, k] = x_row[t]
+                    xs_t[N_FAMILIES + fam, t - ta, k] = s_row[t]
         n_lanes = avg_t.shape[1]
-        for t in range(t0, n):
+        for t in range(ta, tb):
             for k in range(n_lanes):
                 num[k] = 0.0
                 den[k] = 0.0
             for fam in range(N_FAMILIES):
-                x_row, s_row = xs_t[fam, t], xs_t[N_FAMILIES + fam, t]
+                x_row, s_row = xs_t[fam, t - ta], xs_t[N_FAMILIES + fam, t - ta]
                 for k in range(n_lanes):
                     num[k], den[k] = cores.average_add(num[k], den[k], x_row[k], s_row[k])
-            out = avg_t[t]
+            out = avg_t[t - ta]
             if t - t0 < cutout:
                 for k in range(n_lanes):
                     out[k] = math.nan
@@ -282,22 +327,23 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                     out[k] = num[k] / den[k]
 
     @jit
-    def direction_lanes(avg_t, xs_t, t0, n, dsrc, shift, th_long, th_short, outs, n_real, p,
-                        copy_avg, avg, dirn, longs, shorts, out_t):
-        # Configuration p's direction machine (Cores.direction_step) on its family set's
-        # Average_Signal (or one family's X), time-major into out_t (3, T, LANES), then its
-        # outputs a lane's row at a time; Average_Signal too, from avg_t, or (not copy_avg)
-        # from row `copy_avg` of `avg`, which holds it already.
+    def direction_lanes(avg_t, xs_t, ta, tb, dsrc, shift, th_long, th_short, dst, outs, n_real,
+                        p, copy_avg, avg, dirn, longs, shorts, out_t):
+        # Configuration p's direction machine (Cores.direction_step) on a tile of its family
+        # set's Average_Signal (or one family's X), time-major into out_t (3, tile, LANES),
+        # then its outputs a lane's row at a time; Average_Signal too, from avg_t or (not
+        # copy_avg < 0) from row `copy_avg` of `avg`, which holds it already. `dst` (3,
+        # LANES): direction, u_prev, v_prev, read and written back.
         st = numba.carray(_stack(3, lanes), (3, lanes))
         s_dir, s_u, s_v = st[0], st[1], st[2]
         n_lanes = avg_t.shape[1]
         for k in range(lanes):
-            s_dir[k] = math.nan
-            s_u[k] = math.nan
-            s_v[k] = math.nan
-        for t in range(t0, n):
-            v_row = avg_t[t] if dsrc < 0 else xs_t[dsrc, t]
-            d_out, l_out, h_out = out_t[0, t], out_t[1, t], out_t[2, t]
+            s_dir[k] = dst[0, k]
+            s_u[k] = dst[1, k]
+            s_v[k] = dst[2, k]
+        for t in range(ta, tb):
+            v_row = avg_t[t - ta] if dsrc < 0 else xs_t[dsrc, t - ta]
+            d_out, l_out, h_out = out_t[0, t - ta], out_t[1, t - ta], out_t[2, t - ta]
             for k in range(n_lanes):
                 v = v_row[k]
                 u = s_v[k] if shift else v
@@ -309,26 +355,44 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 d_out[k] = direction
                 l_out[k] = 1.0 if up else 0.0
                 h_out[k] = 1.0 if down else 0.0
+        for k in range(lanes):
+            dst[0, k] = s_dir[k]
+            dst[1, k] = s_u[k]
+            dst[2, k] = s_v[k]
         for k in range(n_real):
             o = outs[k]
             a_row, d_row, l_row, h_row = avg[p, o], dirn[p, o], longs[p, o], shorts[p, o]
-            for t in range(t0):
-                a_row[t] = math.nan
-                d_row[t] = math.nan
-                l_row[t] = False
-                h_row[t] = False
             if copy_avg < 0:
-                for t in range(t0, n):
-                    a_row[t] = avg_t[t, k]
+                for t in range(ta, tb):
+                    a_row[t] = avg_t[t - ta, k]
             else:
                 a_prev = avg[copy_avg, o]
-                for t in range(t0, n):
+                for t in range(ta, tb):
                     a_row[t] = a_prev[t]
-            for t in range(t0, n):
-                d_row[t] = out_t[0, t, k]
-                l_row[t] = out_t[1, t, k] != 0.0
-                h_row[t] = out_t[2, t, k] != 0.0
+            for t in range(ta, tb):
+                d_row[t] = out_t[0, t - ta, k]
+                l_row[t] = out_t[1, t - ta, k] != 0.0
+                h_row[t] = out_t[2, t - ta, k] != 0.0
 
-    return dict(member_lanes=member_lanes, block_returns=block_returns, slot_lanes=slot_lanes,
-                layer2_sums=layer2_sums, layer2_lanes=layer2_lanes, average_lanes=average_lanes,
-                direction_lanes=direction_lanes)
+    @jit
+    def before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, ss, avg, dirn, longs, shorts):
+        # Every output of the block's lanes on the bars before their listing: NaN, no event.
+        for k in range(n_real):
+            o = outs[k]
+            for f in range(f_lo, f_hi):
+                for fam in range(N_FAMILIES):
+                    for t in range(t0):
+                        xs[f, o, fam, t] = math.nan
+                        ss[f, o, fam, t] = math.nan
+            for i in range(p_row.shape[0]):
+                p = p_row[i]
+                for t in range(t0):
+                    avg[p, o, t] = math.nan
+                    dirn[p, o, t] = math.nan
+                    longs[p, o, t] = False
+                    shorts[p, o, t] = False
+
+    return dict(member_lanes=member_lanes, block_returns=block_returns, fresh_state=fresh_state,
+                slot_lanes=slot_lanes, layer2_sums=layer2_sums, layer2_lanes=layer2_lanes,
+                average_lanes=average_lanes, direction_lanes=direction_lanes,
+                before_listing=before_listing)

@@ -120,6 +120,37 @@ def test_round2_ties_away_from_zero():
     assert math.isnan(round2(float("nan")))
 
 
+def test_compiled_round2_equals_the_reference():
+    """The cores' round2 against the reference's (Python integers), through
+    ``Cores.layer2_step`` with D = 1: ties, the float product's near-ties, and magnitudes up
+    to 2^62 (X itself is within [-1, 1])."""
+    import numba
+    import numpy as np
+
+    from cpu_fallback.backend import cores
+
+    @numba.njit
+    def compiled(xs, out):
+        for i in range(xs.shape[0]):
+            out[i] = cores.layer2_step(xs[i], 1.0, True, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0)[0]
+
+    rng = np.random.default_rng(3)
+    k = rng.integers(-10**6, 10**6, 20_000)
+    xs = np.concatenate([
+        rng.uniform(-1, 1, 20_000), (k + 0.5) / 100, np.nextafter((k + 0.5) / 100, 0),
+        np.nextafter((k + 0.5) / 100, np.inf), k / 100, rng.uniform(-1, 1, 2000) * 10.0
+        ** rng.integers(0, 18, 2000) / 100, [0.0, -0.0, 0.005, -0.005, 1.005, 2.0**51 / 100,
+                                             -(2.0**52 + 1) / 100, 2.0**62 / 100]])
+    out = np.empty_like(xs)
+    compiled(xs, out)
+    want = np.array([round2(float(x)) for x in xs])
+    np.testing.assert_array_equal(out, want)
+    assert not np.signbit(out[xs == 0]).any()
+    nan = np.empty(1)
+    compiled(np.array([np.nan]), nan)
+    assert np.isnan(nan[0])
+
+
 def test_kama_starts_from_zero():
     out = reference_atc([100.0] * 4, **SMALL)
     kama = out["member_ma"][ROW["KAMA"]]

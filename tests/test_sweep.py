@@ -163,7 +163,9 @@ def test_a_small_memory_limit_splits_the_grid_and_changes_nothing():
     from cpu_fallback import sweep as cpu_sweep
     from gpu_trend.sweep_plan import plan_sizes
 
-    n_bars = 1000  # enough bars for the stage rows to outweigh the planner's fixed allowances
+    # Enough bars for the stage rows to outweigh the planner's fixed allowances: the CPU keeps
+    # each growth row whole (64 bytes a bar), its key rows one tile of bars at a time.
+    n_bars = 6000
     close = universe(n_bars=n_bars)
     grid = {"lengths": [8, 12], "la": [0.0, 1.0], "weights": [1.0, 2.0]}
     whole = quiet_sweep(close, grid, backend="cpu")
