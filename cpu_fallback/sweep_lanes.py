@@ -9,10 +9,11 @@ lanes share their listing bar ``t0``: a sweep has no few-bar path to bring later
 the driver (:mod:`cpu_fallback.sweep`) puts only symbols listed together in a block.
 
 The stages keep their rows between them, time-major in each thread's scratch: the returns of
-each growth row (``r_t``), q of each q key (``q_t``) and E of each equity key (``e_t``),
-(rows, T, LANES) each. A plan's q keys are many more than one family's nine (282 on a grid of
-nine lengths × three robustness settings), so they are not all stepped in one pass over the
-bars as ``compute_atc``'s nine are; each stage is a kernel of its own:
+each growth row (``r_t``, every bar), q of each q key (``q_t``) and E of each equity key
+(``e_t``), one *tile* of bars at a time (:func:`tile_bars`). A plan's q keys are many more than
+one family's nine (282 on a grid of nine lengths × three robustness settings), so they are not
+all stepped in one pass over the bars as ``compute_atc``'s nine are; each stage is a kernel of
+its own, run on a tile, its state read and written back in arrays that last the block:
 
 * ``member_lanes(fam, ...)``: up to :data:`KEYS` q keys of one batch of family ``fam`` (one
   compiled kernel per family, its window pass shared by the batch), q and the primary
@@ -22,7 +23,9 @@ bars as ``compute_atc``'s nine are; each stage is a kernel of its own:
 * ``layer2_sums``, ``layer2_lanes``: a member set's N = Σ q·E and D = Σ E in member order,
   then a family set's X_k and S_k from them, into the sweep's outputs;
 * ``average_lanes``, ``direction_lanes``: a family set's Average_Signal, then each
-  configuration's direction and events from it, into the sweep's outputs.
+  configuration's direction and events from it, into the sweep's outputs;
+* ``fresh_state``, ``before_listing``: a block's state before its listing bar, and its
+  outputs on the bars before it.
 """
 
 import math
@@ -147,14 +150,21 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
     Returns
     -------
     dict of compiled functions
-        ``member_lanes(fam, src_t, close_t, r_t, t0, n, lens, lo, hi, q_len, q_tie, q_row, q_e,
-        e_g, e_cut, e_d, q_t, e_t)``, ``block_returns(close_t, growth, t0, n, r_out)``,
-        ``slot_lanes(q_t, r_t, t0, n, cutout, d, e_out)``, ``layer2_sums(q_t, e_t, sq, se, t0,
-        n, nd_t)``, ``layer2_lanes(nd_t, r_t, t0, n, cutout, w, d, outs, n_real, f, fam, xs,
-        ss, out_t)``, ``average_lanes(xs, ss, f, outs, n_real, t0, n, cutout, xs_t, avg_t)`` and
-        ``direction_lanes(avg_t, xs_t, t0, n, dsrc, shift, th_long, th_short, outs, n_real,
-        p, copy_avg, avg, dirn, longs, shorts, out_t)``. Time-major rows are (T, LANES); ``outs`` holds the
-        output row of each lane (lanes past ``n_real`` repeat a real one and write nothing).
+        ``member_lanes(fam, src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row,
+        q_e, e_g, e_cut, e_d, mst, q_t, e_t)``, ``block_returns(close_t, growth, t0, n,
+        r_out)``, ``fresh_state(mst, sst, lst, dst)``, ``slot_lanes(q_t, r_t, t0, ta, tb,
+        cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, n_t, nd_t)``,
+        ``layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
+        out_t)``, ``average_lanes(xs, ss, f, outs, n_real, t0, ta, tb, cutout, xs_t, avg_t)``,
+        ``direction_lanes(avg_t, xs_t, ta, tb, dsrc, shift, th_long, th_short, dst, outs,
+        n_real, p, copy_avg, avg, dirn, longs, shorts, out_t)`` and ``before_listing(t0, outs,
+        n_real, f_lo, f_hi, p_row, xs, ss, avg, dirn, longs, shorts)``. Each runs bars
+        ``ta:tb`` of a block listed on bar ``t0``; a tile's rows (``q_t``, ``e_t``, ``nd_t``,
+        ``xs_t``, ``avg_t``, ``out_t``) are (..., tile, LANES), indexed from ``ta``; ``close_t``,
+        ``src_t`` and ``r_t`` hold every bar; the state arrays (``mst`` (Kq, 11, LANES) and
+        (…, 3, LANES) rows) are read at a tile's start and written at its end. ``outs`` holds
+        the output row of each lane (lanes past ``n_real`` repeat a real one and write
+        nothing).
     """
     lanes = LANES
     k0, k1, k2, k3, k4, k5 = (_member_kernel(cores, mul, jit, inline_jit, f)

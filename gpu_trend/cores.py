@@ -15,8 +15,9 @@ functions both backends are made of:
 The row functions are loops over bars of one-bar steps, which :class:`Cores` also
 exports: ``return_at`` (``growth_return``), ``ma_step`` (with ``window_value`` and
 ``window_ready`` for the window families), ``cross_step``, ``member_equity`` and
-``layer2_step``, ``average_add`` and ``direction_step``, and ``load_member`` / ``store_member`` / ``fresh_member`` for a member's
-state row (``fresh_layer2`` for a family's Layer 2).
+``layer2_step``, ``average_add`` and ``direction_step``, and ``load_member`` /
+``store_member`` / ``fresh_member`` for a member's state row (``fresh_layer2`` for a
+family's Layer 2).
 The CPU's kernels are made of these steps (:mod:`cpu_fallback.lanes` runs them in every SIMD
 lane of a block of symbols, :mod:`cpu_fallback.backend` one symbol a bar at a time), and the
 sweeps use them on rows of their own.
