@@ -140,3 +140,37 @@ def test_the_lane_loops_are_vectorised():
               if re.search(r"_family_kernel\w*6kernelB", name)}
     assert len(counts) == 6, sorted(counts)
     assert min(counts.values()) >= 20, counts
+
+
+@pytest.mark.skipif(not re.match(r"x86|amd64", platform.machine(), re.I),
+                    reason="the check reads x86 assembly")
+def test_the_sweep_lane_loops_are_vectorised():
+    """The sweep's member kernels (one a family) and its Layer-2 sums do their arithmetic in
+    packed instructions (:mod:`cpu_fallback.sweep_lanes`; with AVX2, 10-23 packed add/sub/mul/div
+    a member kernel, 7 in the sums; scalar code has none)."""
+    import numba
+
+    from cpu_fallback import backend, lanes, sweep_lanes
+
+    kernels = sweep_lanes.build_sweep_lanes(
+        backend.cores, backend._mul, numba.njit(error_model="numpy"),
+        numba.njit(error_model="numpy", forceinline=True))
+    n_bars, n_lanes = 10, lanes.LANES
+    f2, f3 = np.zeros((n_bars, n_lanes)), np.zeros((3, n_bars, n_lanes))
+    i1, fl1 = np.zeros(3, dtype=np.int64), np.zeros(3)
+    member = kernels["member_lanes"]
+    args = (0, f2, f2, f3, 0, 0, n_bars, np.full(9, 3), 0, 2, i1, fl1, i1, i1, i1, i1, fl1,
+            np.zeros((3, 11, n_lanes)), f3, f3)
+    sig = tuple(numba.typeof(a) for a in args)
+    member.compile(sig)
+    counts = {name: packed_arithmetic(body) for name, body in functions(member.inspect_asm(sig))
+              if re.search(r"_member_kernel\w*6kernelB", name)}
+    assert len(counts) == 6, sorted(counts)
+    assert min(counts.values()) >= 8, counts
+    sums = kernels["layer2_sums"]
+    sig = tuple(numba.typeof(a) for a in (f3, f3, np.zeros(9, dtype=np.int64),
+                                         np.zeros(9, dtype=np.int64), n_bars,
+                                         np.zeros((2, n_bars, n_lanes))))
+    sums.compile(sig)
+    asm = sums.inspect_asm(sig)
+    assert packed_arithmetic(asm) >= 4
