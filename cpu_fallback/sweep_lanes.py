@@ -201,6 +201,13 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
             for k in range(n_lanes):
                 r_out[t0, k] = math.nan
 
+    @inline_jit
+    def copy_rows(src, dst):
+        # A stage's state rows (rows × LANES) between its state array and the stack.
+        for r in range(src.shape[0]):
+            for k in range(lanes):
+                dst[r, k] = src[r, k]
+
     @jit
     def fresh_state(mst, sst, lst, dst):
         # Every key's, equity key's, Layer-2 use's and configuration's state before the listing.
@@ -229,10 +236,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         st = numba.carray(_stack(4, lanes), (4, lanes))
         s_a, s_e, s_q, e_now = st[0], st[1], st[2], st[3]
         n_lanes = q_t.shape[1]
-        for k in range(lanes):
-            s_a[k] = sst[0, k]
-            s_e[k] = sst[1, k]
-            s_q[k] = sst[2, k]
+        copy_rows(sst, st[:3])
         for t in range(ta, tb):
             tau = float(t - t0)
             q_row, r_row = q_t[t - ta], r_t[t]
@@ -245,10 +249,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
             out = e_out[t - ta]
             for k in range(n_lanes):
                 out[k] = e_now[k]
-        for k in range(lanes):
-            sst[0, k] = s_a[k]
-            sst[1, k] = s_e[k]
-            sst[2, k] = s_q[k]
+        copy_rows(st[:3], sst)
 
     @jit
     def layer2_sums(q_t, e_t, sq, se, n_t, nd_t):
@@ -277,10 +278,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         st = numba.carray(_stack(3, lanes), (3, lanes))
         l_x, l_a, l_s = st[0], st[1], st[2]
         n_lanes = r_t.shape[1]
-        for k in range(lanes):
-            l_x[k] = lst[0, k]
-            l_a[k] = lst[1, k]
-            l_s[k] = lst[2, k]
+        copy_rows(lst, st)
         w0 = w if w > FLOOR else FLOOR
         for t in range(ta, tb):
             tau = float(t - t0)
@@ -296,10 +294,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 l_s[k] = s if live else s0
                 x_out[k] = x if live else math.nan
                 s_out[k] = s if live else math.nan
-        for k in range(lanes):
-            lst[0, k] = l_x[k]
-            lst[1, k] = l_a[k]
-            lst[2, k] = l_s[k]
+        copy_rows(st, lst)
         for k in range(n_real):
             x_row, s_row = xs[f, outs[k], fam], ss[f, outs[k], fam]
             for t in range(ta, tb):
@@ -347,10 +342,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         st = numba.carray(_stack(3, lanes), (3, lanes))
         s_dir, s_u, s_v = st[0], st[1], st[2]
         n_lanes = avg_t.shape[1]
-        for k in range(lanes):
-            s_dir[k] = dst[0, k]
-            s_u[k] = dst[1, k]
-            s_v[k] = dst[2, k]
+        copy_rows(dst, st)
         for t in range(ta, tb):
             v_row = avg_t[t - ta] if dsrc < 0 else xs_t[dsrc, t - ta]
             d_out, l_out, h_out = out_t[0, t - ta], out_t[1, t - ta], out_t[2, t - ta]
@@ -365,10 +357,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 d_out[k] = direction
                 l_out[k] = 1.0 if up else 0.0
                 h_out[k] = 1.0 if down else 0.0
-        for k in range(lanes):
-            dst[0, k] = s_dir[k]
-            dst[1, k] = s_u[k]
-            dst[2, k] = s_v[k]
+        copy_rows(st, dst)
         for k in range(n_real):
             o = outs[k]
             a_row, d_row, l_row, h_row = avg[p, o], dirn[p, o], longs[p, o], shorts[p, o]
