@@ -130,10 +130,64 @@ def window_pass_lanes(fam, mul, inline_jit):
     return window_pass, by_length
 
 
+def member_lane_step(cores, fam, inline_jit):
+    """One lane's bar of a member of family ``fam``, forced inline: both lane kernels (this
+    module's and :mod:`cpu_fallback.sweep_lanes`) step their members through it.
+
+    Returns ``(state_rows, step)``. ``state_rows(st, b)`` is the member's 11 state rows of the
+    stack buffer ``st`` from row ``b`` (views taken outside the lane loop: an index computed
+    in it is not provably non-negative, see the module docstring). ``step(rows, k, x, c, lag,
+    ws, wt, tau, length, alpha, tie, r, cutout, d)`` runs lane ``k``'s bar (source ``x``,
+    close ``c``, KAMA's lagged source ``lag``, the window sums ``ws``/``wt``, the bar's
+    return ``r``): ``Cores.ma_step``, ``cross_step`` and ``member_equity`` in the cores' order,
+    the new state stored in the rows; it returns (MA, q, E).
+    """
+    window = fam != EMA and fam != DEMA
+
+    @inline_jit
+    def state_rows(st, b):
+        return (st[b + M_ACC], st[b + M_Y], st[b + M_ACC2], st[b + M_Y2], st[b + M_KAMA],
+                st[b + M_Q], st[b + M_GT], st[b + M_LT], st[b + M_OK], st[b + M_A],
+                st[b + M_E])
+
+    @inline_jit
+    def step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r, cutout, d):
+        s_acc, s_y, s_acc2, s_y2, s_kama, s_q, s_gt, s_lt, s_ok, s_a, s_e = rows
+        m_pre = math.nan
+        x_lag = math.nan
+        if window:
+            v = cores.window_value(fam, length, ws, wt)
+            m_pre = v if cores.window_ready(fam, length, tau) else math.nan
+            if fam == KAMA:
+                x_lag = lag if tau >= length else math.nan
+        q_prev = s_q[k]
+        m, acc_, y, acc2, y2, k_prev = cores.ma_step(x, x_lag, m_pre, tau, fam, length, alpha,
+                                                     s_acc[k], s_y[k], s_acc2[k], s_y2[k],
+                                                     s_kama[k])
+        q, gt, lt, ok = cores.cross_step(m, c, tie, q_prev, s_gt[k] != 0.0, s_lt[k] != 0.0,
+                                         s_ok[k] != 0.0)
+        a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r, q_prev, d)
+        s_acc[k] = acc_
+        s_y[k] = y
+        s_acc2[k] = acc2
+        s_y2[k] = y2
+        s_kama[k] = k_prev
+        s_q[k] = q
+        s_gt[k] = 1.0 if gt else 0.0
+        s_lt[k] = 1.0 if lt else 0.0
+        s_ok[k] = 1.0 if ok else 0.0
+        s_a[k] = a
+        s_e[k] = e
+        return m, q, e
+
+    return state_rows, step
+
+
 def _family_kernel(cores, mul, jit, inline_jit, fam):
     """The lane kernel of family ``fam``: nine members and Layer 2 through bars t0..n−1."""
     window = fam != EMA and fam != DEMA
     window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
+    state_rows, step = member_lane_step(cores, fam, inline_jit)
     n_rows, n_bar, lanes, n_sums, n_members = _N_ROWS, _N_BAR, LANES, 2 * N_MEMBERS, N_MEMBERS
 
     @jit
@@ -180,39 +234,11 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
                 ws_i = sums[2 * i]
                 wt_i = sums[2 * i + 1]
                 lag = src_t[max(t - length, 0)]
-                s_acc, s_y = st[i * MEMBER_STATE + M_ACC], st[i * MEMBER_STATE + M_Y]
-                s_acc2, s_y2 = st[i * MEMBER_STATE + M_ACC2], st[i * MEMBER_STATE + M_Y2]
-                s_kama, s_q = st[i * MEMBER_STATE + M_KAMA], st[i * MEMBER_STATE + M_Q]
-                s_gt, s_lt = st[i * MEMBER_STATE + M_GT], st[i * MEMBER_STATE + M_LT]
-                s_ok, s_a = st[i * MEMBER_STATE + M_OK], st[i * MEMBER_STATE + M_A]
-                s_e = st[i * MEMBER_STATE + M_E]
+                rows_i = state_rows(st, i * MEMBER_STATE)
                 for k in range(n_lanes):
                     tau = tf - start[k]
-                    m_pre = math.nan
-                    x_lag = math.nan
-                    if window:
-                        v = cores.window_value(fam, length, ws_i[k], wt_i[k])
-                        m_pre = v if cores.window_ready(fam, length, tau) else math.nan
-                        if fam == KAMA:
-                            x_lag = lag[k] if tau >= length else math.nan
-                    q_prev = s_q[k]
-                    m, acc_, y, acc2, y2, k_prev = cores.ma_step(
-                        x_now[k], x_lag, m_pre, tau, fam, length, alpha, s_acc[k], s_y[k],
-                        s_acc2[k], s_y2[k], s_kama[k])
-                    q, gt, lt, ok = cores.cross_step(m, c_now[k], tie, q_prev, s_gt[k] != 0.0,
-                                                     s_lt[k] != 0.0, s_ok[k] != 0.0)
-                    a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r_now[k], q_prev, d)
-                    s_acc[k] = acc_
-                    s_y[k] = y
-                    s_acc2[k] = acc2
-                    s_y2[k] = y2
-                    s_kama[k] = k_prev
-                    s_q[k] = q
-                    s_gt[k] = 1.0 if gt else 0.0
-                    s_lt[k] = 1.0 if lt else 0.0
-                    s_ok[k] = 1.0 if ok else 0.0
-                    s_a[k] = a
-                    s_e[k] = e
+                    m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau,
+                                   length, alpha, tie, r_now[k], cutout, d)
                     ma_out[k] = m
                     q_out[k] = q
                     e_out[k] = e

@@ -32,9 +32,8 @@ import math
 
 import numba
 
-from cpu_fallback.lanes import LANES, _stack, window_pass_lanes
-from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, M_A, M_ACC, M_ACC2, M_E, M_GT, M_KAMA, M_LT,
-                             M_OK, M_Q, M_Y, M_Y2, MEMBER_STATE, N_FAMILIES, N_MEMBERS)
+from cpu_fallback.lanes import LANES, _stack, member_lane_step, window_pass_lanes
+from gpu_trend.cores import DEMA, EMA, FLOOR, KAMA, MEMBER_STATE, N_FAMILIES, N_MEMBERS
 
 
 def tile_bars(n_rows: int) -> int:
@@ -57,6 +56,7 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
     """The lane kernel of family ``fam``: q keys ``lo:hi`` of one batch through bars ta..tb−1."""
     window = fam != EMA and fam != DEMA
     window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
+    state_rows, step = member_lane_step(cores, fam, inline_jit)
     n_state, lanes, n_sums, n_members = KEYS * MEMBER_STATE, LANES, 2 * N_MEMBERS, N_MEMBERS
 
     @jit
@@ -95,36 +95,10 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
                 ws_i = sums[2 * q_row[kk]]
                 wt_i = sums[2 * q_row[kk] + 1]
                 lag = src_t[max(t - length, 0)]
-                b = i * MEMBER_STATE
-                s_acc, s_y, s_acc2, s_y2 = st[b + M_ACC], st[b + M_Y], st[b + M_ACC2], st[b + M_Y2]
-                s_kama, s_q, s_gt, s_lt = st[b + M_KAMA], st[b + M_Q], st[b + M_GT], st[b + M_LT]
-                s_ok, s_a, s_e = st[b + M_OK], st[b + M_A], st[b + M_E]
+                rows_i = state_rows(st, i * MEMBER_STATE)
                 for k in range(n_lanes):
-                    m_pre = math.nan
-                    x_lag = math.nan
-                    if window:
-                        v = cores.window_value(fam, length, ws_i[k], wt_i[k])
-                        m_pre = v if cores.window_ready(fam, length, tau) else math.nan
-                        if fam == KAMA:
-                            x_lag = lag[k] if tau >= length else math.nan
-                    q_prev = s_q[k]
-                    m, acc_, y, acc2, y2, k_prev = cores.ma_step(
-                        x_now[k], x_lag, m_pre, tau, fam, length, alpha, s_acc[k], s_y[k],
-                        s_acc2[k], s_y2[k], s_kama[k])
-                    q, gt, lt, ok = cores.cross_step(m, c_now[k], tie, q_prev, s_gt[k] != 0.0,
-                                                     s_lt[k] != 0.0, s_ok[k] != 0.0)
-                    a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r_now[k], q_prev, d)
-                    s_acc[k] = acc_
-                    s_y[k] = y
-                    s_acc2[k] = acc2
-                    s_y2[k] = y2
-                    s_kama[k] = k_prev
-                    s_q[k] = q
-                    s_gt[k] = 1.0 if gt else 0.0
-                    s_lt[k] = 1.0 if lt else 0.0
-                    s_ok[k] = 1.0 if ok else 0.0
-                    s_a[k] = a
-                    s_e[k] = e
+                    m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau,
+                                   length, alpha, tie, r_now[k], cutout, d)
                     q_now[k] = q
                     e_now[k] = e
                 q_out, e_out = q_t[kk, t - ta], e_t[j, t - ta]
