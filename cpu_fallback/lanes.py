@@ -274,6 +274,30 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
     return kernel
 
 
+def by_family(kernels, jit):
+    """``run(fam, args)``: ``kernels[fam](*args)`` as one compiled call, for six kernels each
+    compiled with its family a closure constant (the family known, each step's branches on
+    it fold away)."""
+    k0, k1, k2, k3, k4, k5 = kernels
+
+    @jit
+    def run(fam, args):
+        if fam == 0:
+            k0(*args)
+        elif fam == 1:
+            k1(*args)
+        elif fam == 2:
+            k2(*args)
+        elif fam == 3:
+            k3(*args)
+        elif fam == 4:
+            k4(*args)
+        else:
+            k5(*args)
+
+    return run
+
+
 def build_lanes(cores, mul, jit, inline_jit):
     """The lane kernels of the six families behind one call, ``family_lanes(fam, ...)``.
 
@@ -296,25 +320,14 @@ def build_lanes(cores, mul, jit, inline_jit):
         (bars × lanes) and whose lanes have their listings at ``first`` (int64; ``start``, the
         same as float64), from and to their state rows.
     """
-    k0, k1, k2, k3, k4, k5 = (_family_kernel(cores, mul, jit, inline_jit, f)
-                              for f in range(N_FAMILIES))
+    kernels = tuple(_family_kernel(cores, mul, jit, inline_jit, f) for f in range(N_FAMILIES))
+
+    run = by_family(kernels, jit)
 
     @jit
     def family_lanes(fam, src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w,
                      n_real, syms, rows, mst, lst, xs, ss, want, mma, msig, meq):
-        args = (src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
-                syms, rows, mst, lst, xs, ss, want, mma, msig, meq)
-        if fam == 0:
-            k0(*args)
-        elif fam == 1:
-            k1(*args)
-        elif fam == 2:
-            k2(*args)
-        elif fam == 3:
-            k3(*args)
-        elif fam == 4:
-            k4(*args)
-        else:
-            k5(*args)
+        run(fam, (src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
+                  syms, rows, mst, lst, xs, ss, want, mma, msig, meq))
 
     return family_lanes

@@ -32,7 +32,7 @@ import math
 
 import numba
 
-from cpu_fallback.lanes import LANES, _stack, member_lane_step, window_pass_lanes
+from cpu_fallback.lanes import LANES, _stack, by_family, member_lane_step, window_pass_lanes
 from gpu_trend.cores import DEMA, EMA, FLOOR, KAMA, MEMBER_STATE, N_FAMILIES, N_MEMBERS
 
 
@@ -141,26 +141,15 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         nothing).
     """
     lanes = LANES
-    k0, k1, k2, k3, k4, k5 = (_member_kernel(cores, mul, jit, inline_jit, f)
-                              for f in range(N_FAMILIES))
+
+    run = by_family([_member_kernel(cores, mul, jit, inline_jit, f) for f in range(N_FAMILIES)],
+                    jit)
 
     @jit
     def member_lanes(fam, src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row,
                      q_e, e_g, e_cut, e_d, mst, q_t, e_t):
-        args = (src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
-                e_cut, e_d, mst, q_t, e_t)
-        if fam == 0:
-            k0(*args)
-        elif fam == 1:
-            k1(*args)
-        elif fam == 2:
-            k2(*args)
-        elif fam == 3:
-            k3(*args)
-        elif fam == 4:
-            k4(*args)
-        else:
-            k5(*args)
+        run(fam, (src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
+                  e_cut, e_d, mst, q_t, e_t))
 
     @jit
     def block_returns(close_t, growth, t0, n, r_out):
