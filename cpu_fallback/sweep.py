@@ -16,7 +16,7 @@ single configuration, so the outputs are the same bits.
 
 Equities are computed per distinct (q, λ, decay, cutout), not per member slot: on a grid
 over lengths and robustness most slots repeat a member another set has. Average_Signal is
-computed per family set, not per configuration: a grid over thresholds shares it.
+computed and stored per family set, not per configuration: a grid over thresholds shares it.
 
 The driver counts its calls per symbol (``counts``): that is how the tests see that shared
 work is done once.
@@ -52,11 +52,11 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
 
     ``close``/``src`` (S, T); block b is symbols ``order[blocks[b]:blocks[b + 1]]`` (at most
     LANES, listed on the same bar); the plan's arrays as in :class:`SweepPlan`; the outputs
-    are the whole sweep's, ``xs``, ``ss`` (F', S', 6, T) and ``avg``, ``dirn``, ``longs``,
-    ``shorts`` (P', S', T) (whole arrays, so that Numba compiles one layout): the call
-    writes symbols ``s0:s0 + S`` of family sets ``f0:f0 + F`` and of configurations
-    ``p_row``, every element. ``counts`` (S, 5) receives the calls per stage. The stages run
-    ``tile`` bars at a time (:func:`~cpu_fallback.sweep_lanes.tile_bars`).
+    are the whole sweep's, ``xs`` (int8 codes), ``ss`` (F', S', 6, T), ``avg`` (F', S', T)
+    and ``dirn`` (int8 codes), ``longs``, ``shorts`` (P', S', T) (whole arrays, so that Numba
+    compiles one layout): the call writes symbols ``s0:s0 + S`` of family sets ``f0:f0 + F``
+    and of configurations ``p_row``, every element. ``counts`` (S, 5) receives the calls per
+    stage. The stages run ``tile`` bars at a time (:func:`~cpu_fallback.sweep_lanes.tile_bars`).
     """
     n_sym, n = close.shape
     n_pool = numba.config.NUMBA_NUM_THREADS
@@ -67,9 +67,8 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
     q_all = np.empty((n_pool, n_q, tile, lanes))
     e_all = np.empty((n_pool, n_e, tile, lanes))
     nd_all = np.empty((n_pool, 2, tile, lanes))
-    xs_all = np.empty((n_pool, 2 * N_FAMILIES, tile, lanes))
+    xs_all = np.empty((n_pool, f_set.shape[0], 2 * N_FAMILIES, tile, lanes))
     avg_all = np.empty((n_pool, tile, lanes))
-    dir_all = np.empty((n_pool, 3, tile, lanes))
     mst_all = np.empty((n_pool, n_q, MEMBER_STATE, lanes))
     sst_all = np.empty((n_pool, n_e, 3, lanes))
     lst_all = np.empty((n_pool, use_f.shape[0], 3, lanes))
@@ -92,7 +91,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                 if separate:
                     src_t[t, k] = src[syms[k], t]
         r_t, q_t, e_t = r_all[tid], q_all[tid], e_all[tid]
-        nd_t, xs_t, avg_t, dir_t = nd_all[tid], xs_all[tid], avg_all[tid], dir_all[tid]
+        nd_t, xs_t, avg_t = nd_all[tid], xs_all[tid], avg_all[tid]
         mst, sst, lst, dst = mst_all[tid], sst_all[tid], lst_all[tid], dst_all[tid]
         for g in range(n_g):
             block_returns(close_t, growth[g], t0, n, r_t[g])
@@ -110,24 +109,20 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                 if q_e[e_q[j]] != j:  # not computed with its q
                     slot_lanes(q_t[e_q[j]], r_t[e_g[j]], t0, ta, tb, e_cut[j], e_d[j], sst[j],
                                e_t[j])
-            for g in range(set_q.shape[0]):  # Layer 2's rows pass through xs_t
+            for g in range(set_q.shape[0]):
                 layer2_sums(q_t, e_t, set_q[g], set_e[g], tb - ta, nd_t)
                 for u in range(set_lo[g], set_lo[g + 1]):
                     f, fam = use_f[u], use_fam[u]
                     layer2_lanes(nd_t, r_t[set_g[g]], t0, ta, tb, set_cut[g], f_w[f, fam],
-                                 set_d[g], lst[u], outs, n_real, f0 + f, fam, xs, ss, xs_t)
+                                 set_d[g], lst[u], outs, n_real, f0 + f, fam, xs, ss, xs_t[f])
             for f in range(f_set.shape[0]):
-                average_lanes(xs, ss, f0 + f, outs, n_real, t0, ta, tb, set_cut[f_set[f, 0]],
-                              xs_t, avg_t)
-                # The row of this family set's first configuration, once written (np.int64:
-                # a literal -1 would compile direction_lanes twice, see run_cpu's t0).
-                done = np.int64(-1)
+                average_lanes(xs_t[f], f0 + f, outs, n_real, t0, ta, tb, set_cut[f_set[f, 0]],
+                              avg_t, avg)
                 for p in range(p_f.shape[0]):
                     if p_f[p] == f:
-                        direction_lanes(avg_t, xs_t, ta, tb, p_dsrc[p], p_shift[p], p_long[p],
-                                        p_short[p], dst[p], outs, n_real, p_row[p], done, avg,
-                                        dirn, longs, shorts, dir_t)
-                        done = p_row[p]
+                        v_t = avg_t if p_dsrc[p] < 0 else xs_t[f, p_dsrc[p]]
+                        direction_lanes(v_t, ta, tb, p_shift[p], p_long[p], p_short[p], dst[p],
+                                        outs, n_real, p_row[p], dirn, longs, shorts)
         for k in range(n_real):  # what each symbol's stages computed, once
             c = counts[syms[k]]
             for b in range(b_fam.shape[0]):
@@ -155,13 +150,14 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
     """Working bytes of a block: each pool thread's rows (the outputs are the caller's).
 
     Time-major, per lane: close and source and the returns of each growth row over every bar;
-    one tile of the q and E rows of every key and of Layer 2's, Average_Signal's and the
-    direction's rows; the state of every key, equity key, Layer-2 use and configuration.
+    one tile of the q and E rows of every key, of the X and S rows of every family set and of
+    Layer 2's and Average_Signal's rows; the state of every key, equity key,
+    Layer-2 use and configuration.
     ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
     rows = (2 + sizes["growth"]) * max(n_bars, 1)
     keys = sizes["q_keys"] + sizes["equity_keys"]
-    tile = (keys + 2 + 2 * N_FAMILIES + 1 + 3) * tile_bars(keys)
+    tile = (keys + 2 + 2 * N_FAMILIES * sizes["family_sets"] + 1) * tile_bars(keys)
     state = (MEMBER_STATE * sizes["q_keys"] + 3 * sizes["equity_keys"]
              + 3 * N_FAMILIES * sizes["family_sets"] + 3 * sizes["configs"])
     return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * LANES * F8
@@ -178,9 +174,11 @@ def run_block(close, source, starts, plan, out, rows):
     starts : (S,) int64
     plan : gpu_trend.sweep_plan.SweepPlan
     out : dict
-        The sweep's host outputs: ``family_signals``, ``family_equities`` (F, S', 6, T) and
-        ``average_signal``, ``direction``, ``long_events``, ``short_events`` (P, S', T),
-        C-contiguous.
+        The sweep's host outputs: ``family_signals`` (int8 codes,
+        :data:`~gpu_trend.sweep_plan.SIGNAL_NAN`), ``family_equities`` (F, S', 6, T),
+        ``family_average`` (F, S', T) and ``direction`` (int8 codes, see
+        :attr:`~gpu_trend.sweep.SweepResult.direction_code`), ``long_events``, ``short_events``
+        (P, S', T), C-contiguous.
     rows : gpu_trend.sweep_plan.BlockRows
         Where the block goes in them: its first symbol, the plan's first family set and
         its configurations' rows.
@@ -199,7 +197,7 @@ def run_block(close, source, starts, plan, out, rows):
                       p.set_e, p.e_q, p.e_g, p.e_cut, p.e_d, p.set_g, p.set_cut, p.set_d,
                       p.set_lo, p.use_f, p.use_fam, p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
                       p.p_dsrc, p.p_shift, rows.s0, rows.f0, rows.p_row,
-                      out["family_signals"], out["family_equities"], out["average_signal"],
+                      out["family_signals"], out["family_equities"], out["family_average"],
                       out["direction"], out["long_events"], out["short_events"], counts,
                       tile_bars(len(p.q_len) + len(p.e_q)))
     return counts.sum(axis=0)

@@ -20,10 +20,13 @@ its own, run on a tile, its state read and written back in arrays that last the 
   equity of each;
 * ``block_returns``, ``slot_lanes``: a growth row's returns; an equity key's E from a stored
   q (grids over λ, decay or cutout);
-* ``layer2_sums``, ``layer2_lanes``: a member set's N = Σ q·E and D = Σ E in member order,
-  then a family set's X_k and S_k from them, into the sweep's outputs;
-* ``average_lanes``, ``direction_lanes``: a family set's Average_Signal, then each
-  configuration's direction and events from it, into the sweep's outputs;
+* ``layer2_sums``, ``layer2_lanes``: a member set's N = Σ q·E and D = Σ E in member order
+  and X_k = round2(N/D), then a family set's S_k from X_k, both into the sweep's outputs and
+  the family set's tile rows (``xs_t``, one per family set, so that they are never read
+  back from the outputs);
+* ``average_lanes``, ``direction_lanes``: a family set's Average_Signal from its tile rows,
+  then each configuration's direction and events from it, into the sweep's outputs (the
+  direction machine a symbol's row at a time: its rows are contiguous there);
 * ``fresh_state``, ``before_listing``: a block's state before its listing bar, and its
   outputs on the bars before it.
 """
@@ -34,6 +37,7 @@ import numba
 
 from cpu_fallback.lanes import LANES, _stack, by_family, member_lane_step, window_pass_lanes
 from gpu_trend.cores import DEMA, EMA, FLOOR, KAMA, MEMBER_STATE, N_FAMILIES, N_MEMBERS
+from gpu_trend.sweep_plan import SIGNAL_NAN
 
 
 def tile_bars(n_rows: int) -> int:
@@ -129,12 +133,12 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         r_out)``, ``fresh_state(mst, sst, lst, dst)``, ``slot_lanes(q_t, r_t, t0, ta, tb,
         cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, n_t, nd_t)``,
         ``layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
-        out_t)``, ``average_lanes(xs, ss, f, outs, n_real, t0, ta, tb, cutout, xs_t, avg_t)``,
-        ``direction_lanes(avg_t, xs_t, ta, tb, dsrc, shift, th_long, th_short, dst, outs,
-        n_real, p, copy_avg, avg, dirn, longs, shorts, out_t)`` and ``before_listing(t0, outs,
-        n_real, f_lo, f_hi, p_row, xs, ss, avg, dirn, longs, shorts)``. Each runs bars
+        xs_t)``, ``average_lanes(xs_t, f, outs, n_real, t0, ta, tb, cutout, avg_t, avg)``,
+        ``direction_lanes(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
+        longs, shorts)`` and ``before_listing(t0, outs, n_real, f_lo,
+        f_hi, p_row, xs, ss, avg, dirn, longs, shorts)``. Each runs bars
         ``ta:tb`` of a block listed on bar ``t0``; a tile's rows (``q_t``, ``e_t``, ``nd_t``,
-        ``xs_t``, ``avg_t``, ``out_t``) are (..., tile, LANES), indexed from ``ta``; ``close_t``,
+        ``xs_t``, ``avg_t``) are (..., tile, LANES), indexed from ``ta``; ``close_t``,
         ``src_t`` and ``r_t`` hold every bar; the state arrays (``mst`` (Kq, 11, LANES) and
         (…, 3, LANES) rows) are read at a tile's start and written at its end. ``outs`` holds
         the output row of each lane (lanes past ``n_real`` repeat a real one and write
@@ -217,9 +221,11 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
     @jit
     def layer2_sums(q_t, e_t, sq, se, n_t, nd_t):
         # A member set's N = Σ q·E and D = Σ E on a tile's n_t bars, each bar's terms added in
-        # member order as layer2_core adds them. Member by member over the whole tile, its
-        # (bar, lane) elements as one loop: LLVM vectorises it four lanes wide and interleaves
-        # four, which a loop over one bar's eight lanes would never enter.
+        # member order as layer2_core adds them, then X_k = round2(N/D) into nd_t[0] (as
+        # Cores.layer2_step computes it: once per member set, not per family set using it).
+        # Member by member over the whole tile, its (bar, lane) elements as one loop: LLVM
+        # vectorises it four lanes wide and interleaves four, which a loop over one bar's
+        # eight lanes would never enter.
         size = nd_t.shape[1] * nd_t.shape[2]
         m = n_t * nd_t.shape[2]
         num, den = nd_t[0].reshape(size), nd_t[1].reshape(size)
@@ -231,52 +237,54 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
             for x in range(m):
                 num[x] += mul(q_row[x], e_row[x])
                 den[x] += e_row[x]
+        for x in range(m):
+            num[x] = cores.layer2_signal(num[x], den[x])
 
     @jit
     def layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
-                     out_t):
-        # Layer 2 of one family of family set f (Cores.layer2_step), NaN before the cutout:
-        # a tile computed time-major into out_t (2, tile, LANES), then written out a lane's
-        # row at a time. `lst` (3, LANES): x, a and S_k, read and written back.
-        st = numba.carray(_stack(3, lanes), (3, lanes))
-        l_x, l_a, l_s = st[0], st[1], st[2]
+                     xs_t):
+        # Layer 2 of family `fam` of family set f (Cores.layer2_step's equity on the X_k of
+        # layer2_sums in nd_t[0]), NaN before the cutout:
+        # a tile computed time-major into rows fam (X) and 6 + fam (S) of the set's xs_t
+        # (12, tile, LANES), then written out a lane's row at a time. `lst` (3, LANES): x, a
+        # and S_k, read and written back. A bar's X and S go to the stack first: stored
+        # straight into xs_t, they would need run-time overlap checks with the inputs.
+        st = numba.carray(_stack(5, lanes), (5, lanes))
+        l_x, l_a, l_s, x_out, s_out = st[0], st[1], st[2], st[3], st[4]
         n_lanes = r_t.shape[1]
-        copy_rows(lst, st)
+        copy_rows(lst, st[:3])
         w0 = w if w > FLOOR else FLOOR
+        x_t, s_t = xs_t[fam], xs_t[N_FAMILIES + fam]
         for t in range(ta, tb):
             tau = float(t - t0)
-            num, den, r_row = nd_t[0, t - ta], nd_t[1, t - ta], r_t[t]
-            x_out, s_out = out_t[0, t - ta], out_t[1, t - ta]
+            x_row, r_row = nd_t[0, t - ta], r_t[t]
             live = tau >= cutout  # Layer 2 holds still (NaN out) before the cutout
             for k in range(n_lanes):
                 x0, a0, s0 = l_x[k], l_a[k], l_s[k]
-                x, a, s = cores.layer2_step(num[k], den[k], tau == cutout, s0, a0, r_row[k], x0,
-                                            w0, d)
+                x = x_row[k]
+                a, s = cores.equity_step(s0, a0, r_row[k], x0, tau == cutout, w0, d)
                 l_x[k] = x if live else x0
                 l_a[k] = a if live else a0
                 l_s[k] = s if live else s0
                 x_out[k] = x if live else math.nan
                 s_out[k] = s if live else math.nan
-        copy_rows(st, lst)
+            copy_rows(st[3:4], x_t[t - ta:t - ta + 1])
+            copy_rows(st[4:5], s_t[t - ta:t - ta + 1])
+        copy_rows(st[:3], lst)
         for k in range(n_real):
             x_row, s_row = xs[f, outs[k], fam], ss[f, outs[k], fam]
             for t in range(ta, tb):
-                x_row[t] = out_t[0, t - ta, k]
-                s_row[t] = out_t[1, t - ta, k]
+                x = x_t[t - ta, k]  # r / 100 for an integer r: stored as r (int8)
+                x_row[t] = SIGNAL_NAN if x != x else int(math.floor(x * 100.0 + 0.5))
+                s_row[t] = s_t[t - ta, k]
 
     @jit
-    def average_lanes(xs, ss, f, outs, n_real, t0, ta, tb, cutout, xs_t, avg_t):
-        # A tile of family set f's X and S rows, time-major (xs_t: X, then S), and its
-        # Average_Signal (Cores.final_core's sums, by Cores.average_add).
+    def average_lanes(xs_t, f, outs, n_real, t0, ta, tb, cutout, avg_t, avg):
+        # Family set f's Average_Signal on a tile (Cores.final_core's sums, by
+        # Cores.average_add) from its X and S rows in xs_t (12, tile, LANES), into avg_t and
+        # row f of `avg`.
         st = numba.carray(_stack(2, lanes), (2, lanes))
         num, den = st[0], st[1]
-        for k in range(lanes):
-            o = outs[min(k, n_real - 1)]
-            for fam in range(N_FAMILIES):
-                x_row, s_row = xs[f, o, fam], ss[f, o, fam]
-                for t in range(ta, tb):
-                    xs_t[fam, t - ta, k] = x_row[t]
-                    xs_t[N_FAMILIES + fam, t - ta, k] = s_row[t]
         n_lanes = avg_t.shape[1]
         for t in range(ta, tb):
             for k in range(n_lanes):
@@ -293,48 +301,36 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
             else:
                 for k in range(n_lanes):
                     out[k] = num[k] / den[k]
+        for k in range(n_real):
+            a_row = avg[f, outs[k]]
+            for t in range(ta, tb):
+                a_row[t] = avg_t[t - ta, k]
 
     @jit
-    def direction_lanes(avg_t, xs_t, ta, tb, dsrc, shift, th_long, th_short, dst, outs, n_real,
-                        p, copy_avg, avg, dirn, longs, shorts, out_t):
-        # Configuration p's direction machine (Cores.direction_step) on a tile of its family
-        # set's Average_Signal (or one family's X), time-major into out_t (3, tile, LANES),
-        # then its outputs a lane's row at a time; Average_Signal too, from avg_t or (not
-        # copy_avg < 0) from row `copy_avg` of `avg`, which holds it already. `dst` (3,
-        # LANES): direction, u_prev, v_prev, read and written back.
-        st = numba.carray(_stack(3, lanes), (3, lanes))
-        s_dir, s_u, s_v = st[0], st[1], st[2]
-        n_lanes = avg_t.shape[1]
-        copy_rows(dst, st)
-        for t in range(ta, tb):
-            v_row = avg_t[t - ta] if dsrc < 0 else xs_t[dsrc, t - ta]
-            d_out, l_out, h_out = out_t[0, t - ta], out_t[1, t - ta], out_t[2, t - ta]
-            for k in range(n_lanes):
-                v = v_row[k]
-                u = s_v[k] if shift else v
-                s_v[k] = v
-                direction, up, down = cores.direction_step(u, s_u[k], th_long, th_short,
-                                                           s_dir[k])
-                s_dir[k] = direction
-                s_u[k] = u
-                d_out[k] = direction
-                l_out[k] = 1.0 if up else 0.0
-                h_out[k] = 1.0 if down else 0.0
-        copy_rows(st, dst)
+    def direction_lanes(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
+                        longs, shorts):
+        # Configuration p's direction machine (Cores.direction_step) on bars ta..tb−1 of v_t
+        # (tile, LANES): its family set's Average_Signal or one family's X. A symbol at a
+        # time: the rows it writes are contiguous there, and its branches follow crossings,
+        # which are rare. The direction is stored as an int8 code: 0 for NaN, ±1. `dst` (3,
+        # LANES): direction, u_prev, v_prev of each lane, read and written back.
         for k in range(n_real):
             o = outs[k]
-            a_row, d_row, l_row, h_row = avg[p, o], dirn[p, o], longs[p, o], shorts[p, o]
-            if copy_avg < 0:
-                for t in range(ta, tb):
-                    a_row[t] = avg_t[t - ta, k]
-            else:
-                a_prev = avg[copy_avg, o]
-                for t in range(ta, tb):
-                    a_row[t] = a_prev[t]
+            d_row, l_row, h_row = dirn[p, o], longs[p, o], shorts[p, o]
+            direction, u_prev, v_prev = dst[0, k], dst[1, k], dst[2, k]
             for t in range(ta, tb):
-                d_row[t] = out_t[0, t - ta, k]
-                l_row[t] = out_t[1, t - ta, k] != 0.0
-                h_row[t] = out_t[2, t - ta, k] != 0.0
+                v = v_t[t - ta, k]
+                u = v_prev if shift else v
+                v_prev = v
+                direction, up, down = cores.direction_step(u, u_prev, th_long, th_short,
+                                                           direction)
+                u_prev = u
+                d_row[t] = 1 if direction > 0.0 else (-1 if direction < 0.0 else 0)
+                l_row[t] = up
+                h_row[t] = down
+            dst[0, k] = direction
+            dst[1, k] = u_prev
+            dst[2, k] = v_prev
 
     @jit
     def before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, ss, avg, dirn, longs, shorts):
@@ -342,15 +338,16 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         for k in range(n_real):
             o = outs[k]
             for f in range(f_lo, f_hi):
+                for t in range(t0):
+                    avg[f, o, t] = math.nan
                 for fam in range(N_FAMILIES):
                     for t in range(t0):
-                        xs[f, o, fam, t] = math.nan
+                        xs[f, o, fam, t] = SIGNAL_NAN
                         ss[f, o, fam, t] = math.nan
             for i in range(p_row.shape[0]):
                 p = p_row[i]
                 for t in range(t0):
-                    avg[p, o, t] = math.nan
-                    dirn[p, o, t] = math.nan
+                    dirn[p, o, t] = 0  # NaN
                     longs[p, o, t] = False
                     shorts[p, o, t] = False
 

@@ -119,6 +119,8 @@ class Cores(NamedTuple):
     ma_step: object
     cross_step: object
     layer2_step: object
+    layer2_signal: object
+    equity_step: object
     fresh_member: object
     fresh_layer2: object
     window_value: object
@@ -413,6 +415,11 @@ def build_cores(jit, mul, step_jit=None):
         a, s = equity_step(s, a, r, x_prev, first, w0, d)
         return x, a, s
 
+    @step
+    def layer2_signal(num, den):
+        # layer2_step's X_k alone, for a caller that runs the equity (equity_step) apart.
+        return round2(num / den)
+
     @jit
     def layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, st, resume, keep):
         # X_k = round2(N/D), N and D summed in member order (spec 6), and its
@@ -502,5 +509,5 @@ def build_cores(jit, mul, step_jit=None):
 
     return Cores(returns_row, window_rows, member_core, layer2_core, final_core, member_equity,
                  load_member, store_member, return_at, ma_step, cross_step, layer2_step,
-                 fresh_member, fresh_layer2, window_value, window_ready, growth_return,
-                 average_add, direction_step)
+                 layer2_signal, equity_step, fresh_member, fresh_layer2, window_value,
+                 window_ready, growth_return, average_add, direction_step)

@@ -29,7 +29,7 @@ from .backend import resolve_backend
 from .config import N_FAMILIES, ATCConfig
 from .engine import Workload, apply_nan_policy, as_config, first_full_bars
 from .results import ATCResult, _bars_since, latest_table
-from .sweep_plan import BlockRows, build_plan, group_configs
+from .sweep_plan import BlockRows, build_plan, decode_signals, group_configs
 
 __all__ = ["sweep", "SweepResult", "expand_grid"]
 
@@ -40,8 +40,10 @@ _PER_FAMILY = ("lengths", "weights")
 GPU_MIN_BLOCK = 256
 #: Largest CPU block: blocks are the steps of the progress bar.
 CPU_BLOCK = 256
-#: The configuration outputs, (P, S, T) each.
-CONFIG_OUTPUTS = ("average_signal", "direction", "long_events", "short_events")
+#: The configuration outputs, (P, S, T) each, and their dtypes as stored.
+CONFIG_OUTPUTS = {"direction": np.int8, "long_events": np.bool_, "short_events": np.bool_}
+#: Direction codes 0, 1, −1 (int8, as stored) → NaN, +1.0, −1.0 (by index; −1 is the last).
+_DIRECTIONS = np.array([np.nan, 1.0, -1.0])
 
 
 # ----------------------------------------------------------------------------
@@ -159,13 +161,19 @@ class SweepResult:
     symbols : list of str
     index : pandas.Index
     backend : str
-    average_signal, direction : (P, S, W) float64 NumPy
+    direction_code : (P, S, W) int8 NumPy
+        The direction of every configuration as stored: 0 where it is NaN, else ±1 (an
+        eighth of the float64 array; :attr:`direction` decodes it).
     long_events, short_events : (P, S, W) bool NumPy
     family_set : (P,) int64
         Row of :attr:`family_outputs` each configuration's family outputs are: configurations
         that differ only in thresholds, direction source or strategy view share it.
-    family_outputs : tuple of two (F, S, 6, W) float64 NumPy
-        The family signals X_k and equities S_k of each distinct family set.
+    family_outputs : tuple of (F, S, 6, W) int8, (F, S, 6, W) float64, (F, S, W) float64 NumPy
+        The family signals X_k, the family equities S_k and the Average_Signal of each
+        distinct family set, stored once (:attr:`family_signals`, :attr:`family_equities`
+        and :attr:`average_signal` gather them per configuration). X_k = round2(N/D) is an
+        integer r over 100, stored as r (:data:`~gpu_trend.sweep_plan.SIGNAL_NAN` for NaN;
+        :func:`~gpu_trend.sweep_plan.decode_signals` gives back its float64 bits).
     work : dict
         What was computed, summed over symbols: ``moving_averages`` (member MA and signal
         passes), ``window_passes`` (CPU: shared window sums, nine lengths each),
@@ -187,8 +195,7 @@ class SweepResult:
     symbols: list
     index: pd.Index
     backend: str
-    average_signal: np.ndarray
-    direction: np.ndarray
+    direction_code: np.ndarray
     long_events: np.ndarray
     short_events: np.ndarray
     family_set: np.ndarray
@@ -201,16 +208,29 @@ class SweepResult:
 
     def __repr__(self) -> str:
         return (f"SweepResult({self.n_configs} configs × {len(self.symbols)} symbols × "
-                f"{self.average_signal.shape[-1]} bars, backend {self.backend})")
+                f"{self.direction_code.shape[-1]} bars, backend {self.backend})")
 
     @property
     def n_configs(self) -> int:
         return len(self.configs)
 
     @property
+    def direction(self) -> np.ndarray:
+        """(P, S, W) float64: the direction of every configuration, NaN or ±1 as
+        :func:`~gpu_trend.compute_atc` gives it (decoded from :attr:`direction_code` on
+        access)."""
+        return _DIRECTIONS[self.direction_code]
+
+    @property
+    def average_signal(self) -> np.ndarray:
+        """(P, S, W) float64: Average_Signal of every configuration (a copy gathered on
+        access; ``family_outputs[2]`` holds it once per family set)."""
+        return self.family_outputs[2][self.family_set]
+
+    @property
     def family_signals(self) -> np.ndarray:
         """(P, S, 6, W) float64: X_k of every configuration (a copy gathered on access)."""
-        return self.family_outputs[0][self.family_set]
+        return decode_signals(self.family_outputs[0][self.family_set])
 
     @property
     def family_equities(self) -> np.ndarray:
@@ -223,11 +243,12 @@ class SweepResult:
         if not 0 <= i < self.n_configs:
             raise IndexError(f"configuration {i} of a sweep of {self.n_configs}")
         cfg, inp = self.configs[i], self.inputs[self.input_of[i]]
-        cut = slice(self.average_signal.shape[-1] - inp.n_bars, None)
-        fam = self.family_set[i]
-        arrays = {name: getattr(self, name)[i][..., cut] for name in CONFIG_OUTPUTS}
-        arrays["family_signals"] = self.family_outputs[0][fam][..., cut]
-        arrays["family_equities"] = self.family_outputs[1][fam][..., cut]
+        cut = slice(self.direction_code.shape[-1] - inp.n_bars, None)
+        arrays = {"direction": _DIRECTIONS[self.direction_code[i][..., cut]],
+                  "long_events": self.long_events[i][..., cut],
+                  "short_events": self.short_events[i][..., cut]}
+        xs, ss, avg = (out[self.family_set[i]][..., cut] for out in self.family_outputs)
+        arrays.update(family_signals=decode_signals(xs), family_equities=ss, average_signal=avg)
         return ATCResult(symbols=list(self.symbols), index=self.index, positions=inp.positions,
                          config=cfg, backend=self.backend, start_bar=inp.start_bar,
                          first_full_bar=first_full_bars(cfg, inp.start_bar, inp.n_bars),
@@ -238,12 +259,13 @@ class SweepResult:
         configuration, stacked (index ``config``, ``symbol``)."""
         since = np.stack([_bars_since(self.long_events), _bars_since(self.short_events)],
                          axis=-1)
-        xs = self.family_outputs[0][..., -1]  # (F, S, 6)
+        xs, avg = decode_signals(self.family_outputs[0][..., -1]), self.family_outputs[2][..., -1]
         tables = {}
         for i in range(self.n_configs):
             inp = self.inputs[self.input_of[i]]
-            last = np.column_stack([self.average_signal[i, :, -1], self.direction[i, :, -1],
-                                    xs[self.family_set[i]]])
+            f = self.family_set[i]
+            last = np.column_stack([avg[f], _DIRECTIONS[self.direction_code[i, :, -1]],
+                                    xs[f]])
             times = calendars.last_times(self.index, inp.positions, len(self.symbols),
                                          ~np.isnan(inp.close).all(axis=1))
             tables[i] = latest_table(self.symbols, times, last, since[i], self.index)
@@ -290,7 +312,7 @@ class SweepResult:
         for i in range(self.n_configs):
             returns, starts, years = per_input[self.input_of[i]]
             tables[i] = pd.DataFrame(backtest.strategy_metrics(
-                returns, self.direction[i], starts, years, float(cost)),
+                returns, _DIRECTIONS[self.direction_code[i]], starts, years, float(cost)),
                 index=pd.Index(self.symbols, name="symbol"))
         table = pd.concat(tables, names=["config"])
         if by == "symbol":
@@ -423,11 +445,11 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
 
     plans = [build_plan([configs[i] for i in g], width) for g in groups]
     n_family_sets = sum(len(p.f_set) for p in plans)
-    out = {name: np.empty((len(configs), n_sym, width),
-                          dtype=np.bool_ if name.endswith("events") else np.float64)
-           for name in CONFIG_OUTPUTS}
-    out["family_signals"] = np.empty((n_family_sets, n_sym, N_FAMILIES, width))
+    out = {name: np.empty((len(configs), n_sym, width), dtype=dtype)
+           for name, dtype in CONFIG_OUTPUTS.items()}
+    out["family_signals"] = np.empty((n_family_sets, n_sym, N_FAMILIES, width), dtype=np.int8)
     out["family_equities"] = np.empty((n_family_sets, n_sym, N_FAMILIES, width))
+    out["family_average"] = np.empty((n_family_sets, n_sym, width))
     family_set = np.empty(len(configs), dtype=np.int64)
     counts = np.zeros(5, dtype=np.int64)
     f0 = 0
@@ -470,8 +492,9 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
     return SweepResult(
         configs=tuple(configs), params=_params_table(configs, grid), symbols=list(work0.names),
         index=work0.index, backend=engine,
-        **{name: out[name] for name in CONFIG_OUTPUTS}, family_set=family_set,
-        family_outputs=(out["family_signals"], out["family_equities"]),
+        direction_code=out["direction"], long_events=out["long_events"],
+        short_events=out["short_events"], family_set=family_set,
+        family_outputs=(out["family_signals"], out["family_equities"], out["family_average"]),
         work=dict(zip(("moving_averages", "window_passes", "layer1_equities", "layer2",
                        "final"), (int(c) for c in counts))),
         inputs=sweep_inputs, input_of=input_of,

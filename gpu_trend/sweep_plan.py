@@ -52,6 +52,17 @@ FINAL_BYTES_PER_BAR = 2 * F8 + 2
 FAMILY_BYTES_PER_BAR = 2 * N_FAMILIES * F8
 #: One member slot per bar: q (int8) and E (float64).
 SLOT_BYTES_PER_BAR = 1 + F8
+#: A sweep stores X_k as the int8 r of round2's r / 100 (an integer in [−100, 100]), NaN as
+#: this code; :func:`decode_signals` gives back the float64 bits.
+SIGNAL_NAN = -128
+
+
+def decode_signals(codes) -> np.ndarray:
+    """float64 X_k from a sweep's int8 codes (NumPy or CuPy): round2's last operations,
+    ``r / 100.0 + 0.0``, on the same r, so the same bits."""
+    out = codes / 100.0 + 0.0
+    out[codes == SIGNAL_NAN] = np.nan
+    return out
 
 
 class SweepPlan(NamedTuple):

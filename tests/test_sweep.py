@@ -182,8 +182,9 @@ def test_a_small_memory_limit_splits_the_grid_and_changes_nothing():
     assert split.work["moving_averages"] == 2 * 54 * S
     assert split.work["layer1_equities"] == 2 * 54 * 2 * S  # (lengths, λ) each once
     assert split.work["final"] == whole.work["final"]
-    # room for one (length, λ): only configurations differing in weights stay together
-    tiny = quiet_sweep(close, grid, backend="cpu", memory_limit=scratch(configs[:1]) + slack)
+    # room for one (length, λ) and its two weights: only configurations differing in weights
+    # stay together
+    tiny = quiet_sweep(close, grid, backend="cpu", memory_limit=scratch(configs[:2]) + slack)
     assert tiny.work["moving_averages"] == 4 * 54 * S
     assert tiny.work["layer1_equities"] == 4 * 54 * S
     for res in (split, tiny):
