@@ -134,6 +134,31 @@ def test_weights_and_thresholds_grid_computes_every_ma_and_equity_once():
     assert_matches_compute_atc(res, close)
 
 
+def test_outputs_are_stored_once_per_family_set_in_exact_codes():
+    from gpu_trend.sweep_plan import SIGNAL_NAN, decode_signals
+    from reference import round2
+
+    close = universe()
+    res = quiet_sweep(close, {**SMALL, "weights": [1.0, 2.0], "long_threshold": [0.1, 0.2, 0.3]},
+                      backend="cpu")
+    xs, ss, avg = res.family_outputs
+    assert xs.dtype == res.direction_code.dtype == np.int8 and ss.dtype == avg.dtype == float
+    assert xs.shape[0] == ss.shape[0] == avg.shape[0] == 2  # six configurations, two sets
+    np.testing.assert_array_equal(res.family_set, [0, 0, 0, 1, 1, 1])
+    assert set(np.unique(res.direction_code)) == {-1, 0, 1}
+    assert ((xs == SIGNAL_NAN) | (np.abs(xs) <= 100)).all() and (xs == SIGNAL_NAN).any()
+    ref = [reference(close, cfg) for cfg in res.configs]
+    for i in range(res.n_configs):
+        np.testing.assert_array_equal(res.average_signal[i], ref[i].average_signal)
+        np.testing.assert_array_equal(res.direction[i], ref[i].direction)
+        np.testing.assert_array_equal(res.family_signals[i], ref[i].family_signals)
+    # every code decodes to the bits the reference's round2 gives on its way to that value
+    codes = np.arange(-100, 101).astype(np.int8)
+    want = np.array([round2((r + f) / 100) for r, f in zip(range(-100, 101), [0.3, -0.2] * 101)])
+    assert np.array_equal(decode_signals(codes).view(np.int64), want.view(np.int64))
+    assert np.isnan(decode_signals(np.array([SIGNAL_NAN], dtype=np.int8))).all()
+
+
 def test_lengths_grid_computes_each_family_length_once():
     close = universe(n_bars=120)
     lengths, robustness = [8, 10, 14], ["Narrow", "Medium", "Wide"]
