@@ -39,7 +39,7 @@ MA, WINDOW, EQUITY, LAYER2, FINAL = range(len(STAGES))
 _k = build_sweep_lanes(cores, _mul, _jit, _inline_jit)
 member_lanes, block_returns, slot_lanes = _k["member_lanes"], _k["block_returns"], _k["slot_lanes"]
 layer2_sums, layer2_lanes = _k["layer2_sums"], _k["layer2_lanes"]
-average_lanes, direction_lanes = _k["average_lanes"], _k["direction_lanes"]
+average_lanes, direction_rows = _k["average_lanes"], _k["direction_rows"]
 fresh_state, before_listing = _k["fresh_state"], _k["before_listing"]
 
 
@@ -121,8 +121,8 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                 for p in range(p_f.shape[0]):
                     if p_f[p] == f:
                         v_t = avg_t if p_dsrc[p] < 0 else xs_t[f, p_dsrc[p]]
-                        direction_lanes(v_t, ta, tb, p_shift[p], p_long[p], p_short[p], dst[p],
-                                        outs, n_real, p_row[p], dirn, longs, shorts)
+                        direction_rows(v_t, ta, tb, p_shift[p], p_long[p], p_short[p], dst[p],
+                                       outs, n_real, p_row[p], dirn, longs, shorts)
         for k in range(n_real):  # what each symbol's stages computed, once
             c = counts[syms[k]]
             for b in range(b_fam.shape[0]):
@@ -151,8 +151,8 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
 
     Time-major, per lane: close and source and the returns of each growth row over every bar;
     one tile of the q and E rows of every key, of the X and S rows of every family set and of
-    Layer 2's and Average_Signal's rows; the state of every key, equity key,
-    Layer-2 use and configuration.
+    Layer 2's and Average_Signal's rows; the state of every key, equity key, Layer-2 use and
+    configuration.
     ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
     rows = (2 + sizes["growth"]) * max(n_bars, 1)

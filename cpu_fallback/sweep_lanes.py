@@ -24,7 +24,7 @@ its own, run on a tile, its state read and written back in arrays that last the 
   and X_k = round2(N/D), then a family set's S_k from X_k, both into the sweep's outputs and
   the family set's tile rows (``xs_t``, one per family set, so that they are never read
   back from the outputs);
-* ``average_lanes``, ``direction_lanes``: a family set's Average_Signal from its tile rows,
+* ``average_lanes``, ``direction_rows``: a family set's Average_Signal from its tile rows,
   then each configuration's direction and events from it, into the sweep's outputs (the
   direction machine a symbol's row at a time: its rows are contiguous there);
 * ``fresh_state``, ``before_listing``: a block's state before its listing bar, and its
@@ -134,9 +134,9 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, n_t, nd_t)``,
         ``layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
         xs_t)``, ``average_lanes(xs_t, f, outs, n_real, t0, ta, tb, cutout, avg_t, avg)``,
-        ``direction_lanes(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
-        longs, shorts)`` and ``before_listing(t0, outs, n_real, f_lo,
-        f_hi, p_row, xs, ss, avg, dirn, longs, shorts)``. Each runs bars
+        ``direction_rows(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
+        longs, shorts)`` and ``before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, ss,
+        avg, dirn, longs, shorts)``. Each runs bars
         ``ta:tb`` of a block listed on bar ``t0``; a tile's rows (``q_t``, ``e_t``, ``nd_t``,
         ``xs_t``, ``avg_t``) are (..., tile, LANES), indexed from ``ta``; ``close_t``,
         ``src_t`` and ``r_t`` hold every bar; the state arrays (``mst`` (Kq, 11, LANES) and
@@ -244,9 +244,9 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
     def layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
                      xs_t):
         # Layer 2 of family `fam` of family set f (Cores.layer2_step's equity on the X_k of
-        # layer2_sums in nd_t[0]), NaN before the cutout:
-        # a tile computed time-major into rows fam (X) and 6 + fam (S) of the set's xs_t
-        # (12, tile, LANES), then written out a lane's row at a time. `lst` (3, LANES): x, a
+        # layer2_sums in nd_t[0]), NaN before the cutout: a tile computed time-major into rows
+        # fam (X) and 6 + fam (S) of the set's xs_t (12, tile, LANES), then written out a
+        # lane's row at a time. `lst` (3, LANES): x, a
         # and S_k, read and written back. A bar's X and S go to the stack first: stored
         # straight into xs_t, they would need run-time overlap checks with the inputs.
         st = numba.carray(_stack(5, lanes), (5, lanes))
@@ -307,7 +307,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 a_row[t] = avg_t[t - ta, k]
 
     @jit
-    def direction_lanes(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
+    def direction_rows(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
                         longs, shorts):
         # Configuration p's direction machine (Cores.direction_step) on bars ta..tb−1 of v_t
         # (tile, LANES): its family set's Average_Signal or one family's X. A symbol at a
@@ -353,5 +353,5 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
 
     return dict(member_lanes=member_lanes, block_returns=block_returns, fresh_state=fresh_state,
                 slot_lanes=slot_lanes, layer2_sums=layer2_sums, layer2_lanes=layer2_lanes,
-                average_lanes=average_lanes, direction_lanes=direction_lanes,
+                average_lanes=average_lanes, direction_rows=direction_rows,
                 before_listing=before_listing)

@@ -408,17 +408,18 @@ def build_cores(jit, mul, step_jit=None):
             store_member(st, acc, y, acc2, y2, k_prev, q, gt_prev, lt_prev, ok_prev, a, e)
 
     @step
+    def layer2_signal(num, den):
+        # X_k = round2(N/D); on its own for the CPU sweep, which computes it once per member
+        # set and the equity (equity_step) per family set.
+        return round2(num / den)
+
+    @step
     def layer2_step(num, den, first, s, a, r, x_prev, w0, d):
         # A bar of Layer 2 from its member sums N = Σ q·E and D = Σ E (summed in member
         # order): X_k = round2(N/D), and its equity's new (a, S_k). Returns (x, a, s).
-        x = round2(num / den)
+        x = layer2_signal(num, den)
         a, s = equity_step(s, a, r, x_prev, first, w0, d)
         return x, a, s
-
-    @step
-    def layer2_signal(num, den):
-        # layer2_step's X_k alone, for a caller that runs the equity (equity_step) apart.
-        return round2(num / den)
 
     @jit
     def layer2_core(q, e, r, start, t_from, cutout, w, d, xout, sout, st, resume, keep):
