@@ -64,6 +64,8 @@ KAMA_FAST = 0.666
 KAMA_SLOW = 0.064
 CUT = 0.49
 FLOOR = 0.25
+#: 2^52: from here on every float64 is an integer (round2's exact truncation).
+TWO52 = 4503599627370496.0
 
 
 class KernelParams(NamedTuple):
@@ -151,15 +153,23 @@ def build_cores(jit, mul, step_jit=None):
 
     @step
     def round2(x):
-        # Ties away from zero on y = fl(100 x), via an exact truncation;
-        # floor(y + 0.5) would misround y = 0.49999999999999994. NaN first:
-        # floor/ceil go through an integer.
+        # Ties away from zero on y = fl(100 x), via an exact truncation n of |y|;
+        # floor(y + 0.5) would misround y = 0.49999999999999994. The truncation takes
+        # no integer conversion (AVX2 has no packed one, so the CPU's lane loops would
+        # go scalar): |y| + 2^52 − 2^52 is |y| rounded to an integer, exactly, below 2^52
+        # (one less where that rounded up); from 2^52 on |y| is an integer already.
         y = mul(100.0, x)
         if y != y:
             return y
-        r = float(math.floor(y)) if y >= 0 else float(math.ceil(y))
-        if abs(y - r) >= 0.5:
-            r += 1.0 if y > 0 else -1.0
+        a = abs(y)
+        n = (a + TWO52) - TWO52
+        if n > a:
+            n -= 1.0
+        if a >= TWO52:
+            n = a
+        if a - n >= 0.5:
+            n += 1.0
+        r = n if y >= 0 else -n
         return r / 100.0 + 0.0  # + 0.0 turns -0.0 into 0.0
 
     @step
