@@ -516,11 +516,17 @@ def test_each_worker_stays_within_the_budget(client):
     x = client.persist(da.from_array(grid(2 * n_sym, n_bars), chunks=(n_sym, -1)))
     # One-time costs (loading the kernels) first, in every worker: either may run a block.
     client.run(_stream, grid(12, n_bars), "3MB")
+    # tracemalloc counts every thread of a worker: its comm and event-loop threads allocate
+    # while a task runs (a peak of 33.8 MB was seen once, 4.13 MB once, against 3.0 MB
+    # usually). Such noise only adds, so each budget's peak is the least of three runs.
     peaks = {}
     for limit in ("3MB", "1GB"):
-        client.run(_trace_tasks)
-        gtd.compute_atc(x, memory_limit=limit, **CPU).latest().compute()
-        peaks[limit] = max(p for ps in client.run(_task_peaks).values() for p in ps)
+        runs = []
+        for _ in range(3):
+            client.run(_trace_tasks)
+            gtd.compute_atc(x, memory_limit=limit, **CPU).latest().compute()
+            runs.append(max(p for ps in client.run(_task_peaks).values() for p in ps))
+        peaks[limit] = min(runs)
     block = n_sym * n_bars * 8
     outputs = n_sym * n_bars * 114
     assert peaks["3MB"] <= 3_000_000 + block + 500_000 < outputs
