@@ -30,7 +30,8 @@ from .arrays import namespace, to_host
 from .cores import FINAL_STATE, LAYER2_STATE, MEMBER_STATE, N_FAMILIES, N_MEMBERS
 from .gpu import THREADS, _launch_stream, device_cores
 from .memory import F8, Footprint
-from .sweep_plan import SIGNAL_NAN, output_bytes_per_bar, slot_bytes_per_bar
+from .sweep_plan import (encode_directions, encode_signals, output_bytes_per_bar,
+                         slot_bytes_per_bar)
 
 MEMORY = "device"
 MA, WINDOW, EQUITY, LAYER2, FINAL = range(5)
@@ -211,8 +212,7 @@ def run_block(close, source, starts, plan, out, rows):
             arg(longT), arg(shortT), arg(counts))
     s0, s1 = rows.s0, rows.s0 + n_sym
     del rT, qT, eT
-    # X_k as its int8 r (sweep_plan.SIGNAL_NAN for NaN), as the CPU stores it.
-    xsT = xp.where(xp.isnan(xsT), SIGNAL_NAN, xp.floor(xsT * 100.0 + 0.5)).astype(np.int8)
+    xsT = encode_signals(xsT, xp)  # stored as the CPU stores them
     for name, arr in (("family_signals", xsT), ("family_equities", ssT)):
         out[name][rows.f0:rows.f0 + n_f, s0:s1] = to_host(
             xp.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
@@ -220,7 +220,7 @@ def run_block(close, source, starts, plan, out, rows):
     first = np.unique(p.p_f, return_index=True)[1]
     out["family_average"][rows.f0:rows.f0 + n_f, s0:s1] = to_host(
         xp.ascontiguousarray(avgT[xp.asarray(first)].transpose(0, 2, 1)))
-    dirT = xp.nan_to_num(dirT).astype(np.int8)  # NaN or ±1 -> the stored codes 0 or ±1
+    dirT = encode_directions(dirT, xp)
     for name, arr in (("direction", dirT), ("long_events", longT), ("short_events", shortT)):
         out[name][rows.p_row, s0:s1] = to_host(xp.ascontiguousarray(arr.transpose(0, 2, 1)))
     return to_host(counts)

@@ -29,7 +29,8 @@ from .backend import resolve_backend
 from .config import N_FAMILIES, ATCConfig
 from .engine import Workload, apply_nan_policy, as_config, first_full_bars
 from .results import ATCResult, _bars_since, latest_table
-from .sweep_plan import BlockRows, build_plan, decode_signals, group_configs
+from .sweep_plan import (BlockRows, build_plan, decode_directions, decode_signals,
+                         group_configs)
 
 __all__ = ["sweep", "SweepResult", "expand_grid"]
 
@@ -42,8 +43,6 @@ GPU_MIN_BLOCK = 256
 CPU_BLOCK = 256
 #: The configuration outputs, (P, S, T) each, and their dtypes as stored.
 CONFIG_OUTPUTS = {"direction": np.int8, "long_events": np.bool_, "short_events": np.bool_}
-#: Direction codes 0, 1, −1 (int8, as stored) → NaN, +1.0, −1.0 (by index; −1 is the last).
-_DIRECTIONS = np.array([np.nan, 1.0, -1.0])
 
 
 # ----------------------------------------------------------------------------
@@ -219,7 +218,7 @@ class SweepResult:
         """(P, S, W) float64: the direction of every configuration, NaN or ±1 as
         :func:`~gpu_trend.compute_atc` gives it (decoded from :attr:`direction_code` on
         access)."""
-        return _DIRECTIONS[self.direction_code]
+        return decode_directions(self.direction_code)
 
     @property
     def average_signal(self) -> np.ndarray:
@@ -244,7 +243,7 @@ class SweepResult:
             raise IndexError(f"configuration {i} of a sweep of {self.n_configs}")
         cfg, inp = self.configs[i], self.inputs[self.input_of[i]]
         cut = slice(self.direction_code.shape[-1] - inp.n_bars, None)
-        arrays = {"direction": _DIRECTIONS[self.direction_code[i][..., cut]],
+        arrays = {"direction": decode_directions(self.direction_code[i][..., cut]),
                   "long_events": self.long_events[i][..., cut],
                   "short_events": self.short_events[i][..., cut]}
         xs, ss, avg = (out[self.family_set[i]][..., cut] for out in self.family_outputs)
@@ -264,7 +263,7 @@ class SweepResult:
         for i in range(self.n_configs):
             inp = self.inputs[self.input_of[i]]
             f = self.family_set[i]
-            last = np.column_stack([avg[f], _DIRECTIONS[self.direction_code[i, :, -1]],
+            last = np.column_stack([avg[f], decode_directions(self.direction_code[i, :, -1]),
                                     xs[f]])
             times = calendars.last_times(self.index, inp.positions, len(self.symbols),
                                          ~np.isnan(inp.close).all(axis=1))
@@ -312,7 +311,7 @@ class SweepResult:
         for i in range(self.n_configs):
             returns, starts, years = per_input[self.input_of[i]]
             tables[i] = pd.DataFrame(backtest.strategy_metrics(
-                returns, _DIRECTIONS[self.direction_code[i]], starts, years, float(cost)),
+                returns, decode_directions(self.direction_code[i]), starts, years, float(cost)),
                 index=pd.Index(self.symbols, name="symbol"))
         table = pd.concat(tables, names=["config"])
         if by == "symbol":

@@ -53,8 +53,16 @@ FAMILY_BYTES_PER_BAR = 2 * N_FAMILIES * F8
 #: One member slot per bar: q (int8) and E (float64).
 SLOT_BYTES_PER_BAR = 1 + F8
 #: A sweep stores X_k as the int8 r of round2's r / 100 (an integer in [−100, 100]), NaN as
-#: this code; :func:`decode_signals` gives back the float64 bits.
+#: this code; :func:`decode_signals` gives back the float64 bits. The direction (NaN or ±1)
+#: is stored as the int8 0 or ±1.
 SIGNAL_NAN = -128
+#: Direction codes 0, 1, −1 → NaN, +1.0, −1.0 (by index; −1 is the last).
+_DIRECTIONS = np.array([np.nan, 1.0, -1.0])
+
+
+def encode_signals(xs, xp=np):
+    """A sweep's int8 codes of float64 X_k (the CPU kernel encodes them the same way)."""
+    return xp.where(xp.isnan(xs), SIGNAL_NAN, xp.floor(xs * 100.0 + 0.5)).astype(np.int8)
 
 
 def decode_signals(codes) -> np.ndarray:
@@ -63,6 +71,16 @@ def decode_signals(codes) -> np.ndarray:
     out = codes / 100.0 + 0.0
     out[codes == SIGNAL_NAN] = np.nan
     return out
+
+
+def encode_directions(directions, xp=np):
+    """A sweep's int8 codes of float64 directions (NaN or ±1)."""
+    return xp.nan_to_num(directions).astype(np.int8)
+
+
+def decode_directions(codes) -> np.ndarray:
+    """float64 directions (NaN or ±1) from a sweep's int8 codes (NumPy)."""
+    return _DIRECTIONS[codes]
 
 
 class SweepPlan(NamedTuple):
