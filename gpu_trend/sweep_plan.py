@@ -273,6 +273,13 @@ def build_plan(configs, n_bars: int) -> SweepPlan:
         p_rows.append((f, kp.long_threshold, kp.short_threshold, kp.direction_source,
                        kp.strategy_view))
 
+    # Member sets in order of family and lengths: consecutive sets then share most of their q
+    # and E rows, which the Layer-2 sums read while they are still in cache.
+    order = sorted(range(len(set_rows)), key=lambda g: set_rows[g])
+    new_id = np.argsort(order)
+    set_rows = [set_rows[g] for g in order]
+    f_rows = [([int(new_id[g]) for g in ids], w) for ids, w in f_rows]
+
     q_keys = sorted({(fam, length, tie) for fam, lens, tie, *_ in set_rows for length in lens})
     q_index = {key: k for k, key in enumerate(q_keys)}
     b_fam, b_lens, b_lo, q_row = _batches(q_keys)
