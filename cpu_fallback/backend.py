@@ -52,7 +52,6 @@ STEP_BARS = 8
 #: reference the tests compare the lane blocks with (the same bits, slower).
 USE_LANES = True
 
-
 def _scratch_doubles_per_bar(separate_source):
     # A lane block's close, time-major (and its source, when it is not the close), in the
     # same memory as the few-bar path's nine window values (:func:`_scratch`).
@@ -321,7 +320,7 @@ def _final(s, k, xs, ss, starts, t_from, resume, keep, p, avg, dirn, longs, shor
 def _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separate):
     # A lane block's rows, time-major, and its lanes' listing bars.
     n = close.shape[1]
-    for k in range(syms.shape[0]):
+    for k in range(close_t.shape[1]):
         s = syms[k]
         first[k] = starts[s]
         start[k] = float(starts[s])
@@ -332,10 +331,17 @@ def _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separa
                 src_t[t, k] = src[s, t]
 
 
+@_inline_jit
+def _block_width(n_real):
+    # A block's lanes: its symbols rounded up to whole AVX-512 vectors (the lanes past them
+    # repeat its last symbol and write nothing), at most LANES.
+    return min(LANES, (n_real + 7) // 8 * 8)
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, want, mma, msig,
             meq, mst, lst, fst, resume, keep, at, pmst, plst, pfst, scratch, separate, single,
-            order):
+            order, blocks):
     """Run every symbol, in parallel; arrays are (S, T) / (S, 6, T) / (S, 54, T).
 
     ``p`` is a :class:`~gpu_trend.cores.KernelParams`. Bars run from column
@@ -350,8 +356,9 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
     starts, or empty: its rows are read where they are. ``scratch``: :func:`_scratch`'s arrays
     (``separate``: whether ``src`` is not ``close``).
     Symbols ``single`` run alone through the few-bar path (:func:`_step_symbol`); the others,
-    ``order``, in lane blocks of :data:`~cpu_fallback.lanes.LANES`, consecutive symbols of
-    ``order`` together (sorted by first bar, a block's lanes start together).
+    ``order``, in lane blocks: block b is ``order[blocks[b]:blocks[b + 1]]``, at most
+    :data:`~cpu_fallback.lanes.LANES` symbols (:func:`_lane_blocks`), run
+    :func:`_block_width` lanes wide.
     Every array is used borrowed (:func:`_borrowed`): the caller holds them for the call.
     """
     n_sym, n = close.shape
@@ -370,9 +377,10 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
                  _window_values(block_all[tid], n), wbuf_all[tid], want, mma, msig, meq, xs, ss,
                  mst, lst, fst, pmst, plst, pfst)
         _final(s, k, xs, ss, starts, t_from, resume, keep, p, avg, dirn, longs, shorts, fst)
-    for blk in numba.prange((order.shape[0] + LANES - 1) // LANES):
-        lo = blk * LANES
-        n_real = min(LANES, order.shape[0] - lo)
+    for blk in numba.prange(blocks.shape[0] - 1):
+        lo = blocks[blk]
+        n_real = blocks[blk + 1] - lo
+        width = _block_width(n_real)
         tid = numba.get_thread_id()
         syms = np.empty(LANES, np.int64)
         rows = np.empty(LANES, np.int64)
@@ -390,8 +398,8 @@ def run_cpu(src, close, starts, t_from, p, xs, ss, avg, dirn, longs, shorts, wan
             _prepare(src, close, syms[j], rows[j], t0, starts, t_from, resume, p, lens, growth,
                      _window_values(block_all[tid], n), wbuf_all[tid], want, mma, msig, meq, xs,
                      ss, mst, lst, fst, pmst, plst, pfst)
-        close_t = block_all[tid, :n * LANES].reshape((n, LANES))
-        src_t = (block_all[tid, n * LANES:2 * n * LANES].reshape((n, LANES)) if separate
+        close_t = block_all[tid, :n * width].reshape((n, width))
+        src_t = (block_all[tid, n * width:2 * n * width].reshape((n, width)) if separate
                  else close_t)
         _block_inputs(src, close, starts, syms, src_t, close_t, first, start, separate)
         for f in range(N_FAMILIES):
@@ -444,7 +452,8 @@ def release_memory() -> None:
 
 def _routes(st, starts, n_sym, n_bars, step_bars):
     """Which symbols run alone (``single``) and which in lane blocks (``order``, sorted by first
-    bar, so that a block's lanes start on nearly the same bar).
+    bar, so that a block's lanes start on nearly the same bar, cut into ``blocks`` by
+    :func:`_lane_blocks`).
 
     Alone: a resumed symbol with at most ``step_bars`` bars to compute (a live update), and a
     symbol with no bar to compute.
@@ -457,7 +466,38 @@ def _routes(st, starts, n_sym, n_bars, step_bars):
     if not USE_LANES:
         alone[:] = True
     order = np.flatnonzero(~alone)
-    return np.flatnonzero(alone), order[np.argsort(first[order], kind="stable")]
+    order = order[np.argsort(first[order], kind="stable")]
+    return np.flatnonzero(alone), order, _lane_blocks(first[order], n_bars)
+
+
+def _lane_blocks(first, n_bars, n_threads=None):
+    """Edges of the lane blocks of symbols whose first bars are ``first`` (sorted): block b is
+    symbols ``edges[b]:edges[b + 1]``.
+
+    Up to :data:`~cpu_fallback.lanes.LANES` symbols a block, fewer (halving, down to 8) when
+    the universe would make fewer blocks than there are threads. A block starts on its
+    latest first bar, its other symbols coming up to it through the few-bar path, a bar at a
+    time: a symbol joins the block while those bars, summed over the block's symbols, stay
+    under the bars a block of its own would run (a bar of the few-bar path and a block's
+    fixed cost per bar are about the same).
+    """
+    n = len(first)
+    n_threads = numba.get_num_threads() if n_threads is None else n_threads
+    size = LANES
+    while size > 8 and -(-n // size) < n_threads:
+        size //= 2
+    edges = [0]
+    lo = 0
+    while lo < n:
+        hi = min(lo + size, n)
+        if first[hi - 1] != first[lo]:  # not all listed together: grow it a symbol at a time
+            hi = lo + 1
+            while (hi < min(lo + size, n)
+                   and (first[hi] - first[lo]) * (hi - lo) <= n_bars - first[hi]):
+                hi += 1
+        edges.append(hi)
+        lo = hi
+    return np.array(edges, dtype=np.int64)
 
 
 def run_block(close, source, starts, params, members, out=None, *, state=None,
@@ -504,15 +544,15 @@ def run_block(close, source, starts, params, members, out=None, *, state=None,
     if state is not None and not state.keep:
         # The kernel writes the rows it works on; rows it may not keep are read from copies.
         st = st._replace(member=st.member.copy(), layer2=st.layer2.copy(), final=st.final.copy())
-    single, order = _routes(st, starts, n_sym, n_bars,
-                            STEP_BARS if step_bars is None else step_bars)
+    single, order, blocks = _routes(st, starts, n_sym, n_bars,
+                                    STEP_BARS if step_bars is None else step_bars)
     with _parallel_guard():
         run_cpu(source, close, starts, st.t_from, params, out["family_signals"],
                 out["family_equities"], out["average_signal"], out["direction"], out["long_events"],
                 out["short_events"], members, mm, mg, me, st.member, st.layer2, st.final,
                 st.resume, st.keep, st.at, *(st.prior or state_rows(np, 0)),
                 _scratch(n_bars, int(params.lengths.max(initial=0)), source is not close),
-                source is not close, single, order)
+                source is not close, single, order, blocks)
     if on_launched is not None:
         on_launched()
     return out

@@ -1,4 +1,4 @@
-"""SIMD across symbols: the CPU's whole-history kernel for blocks of :data:`LANES` symbols.
+"""SIMD across symbols: the CPU's whole-history kernel for blocks of up to :data:`LANES` symbols.
 
 A block's inputs are copied time-major (bar × lane), and every loop over the block's lanes is
 innermost, so LLVM's loop vectoriser turns each into packed AVX/AVX2/AVX-512 instructions:
@@ -12,7 +12,8 @@ What makes the loops vectorise, found by reading the compiled code (``benchmarks
 
 * Numba runs no SLP vectoriser, so lanes are a loop, never unrolled scalars; a lane loop whose
   trip count is a compile-time constant gets fully unrolled first and then stays scalar, so
-  the loops run to ``n_lanes``, a run-time value (always :data:`LANES`).
+  the loops run to ``n_lanes``, a run-time value (a block's width, at most :data:`LANES`; the
+  stack buffers are sized for :data:`LANES`).
 * A block's working state lives on the stack (:func:`_stack`): LLVM knows a stack buffer
   aliases no argument, so it needs no run-time overlap checks (too many of which make it
   give up).
@@ -44,9 +45,12 @@ from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, LAYER2_STATE
                              M_ACC2, M_E, M_GT, M_KAMA, M_LT, M_OK, M_Q, M_Y, M_Y2, MEMBER_STATE,
                              N_FAMILIES, N_MEMBERS)
 
-#: Symbols per block: two AVX2 vectors of float64 (one AVX-512 vector). A block's member state
-#: (9 × 11 × LANES float64 per family) stays in the first-level cache.
-LANES = 8
+#: Most symbols per block: eight AVX2 vectors of float64 (four AVX-512 ones). Each member's bar
+#: costs a fixed overhead besides its lanes (its parameters, row views, the vectoriser's
+#: run-time overlap checks and broadcasts), which wider blocks spread over more symbols:
+#: ``compute_atc`` at 1,000 × 1,500 took 0.84× the time of 8 lanes at 16, 0.72× at 32 and
+#: 0.85× at 64, whose state no longer fits the first-level cache (benchmarks/RESULTS.md).
+LANES = 32
 
 _N_ROWS = N_MEMBERS * MEMBER_STATE + LAYER2_STATE  # a family's state rows: members, then Layer 2
 _L2 = N_MEMBERS * MEMBER_STATE                      # where the Layer-2 rows start

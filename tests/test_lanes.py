@@ -58,12 +58,19 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("n_sym", [1, 7, 9, 21])
+@pytest.mark.parametrize("n_sym", [1, 7, 9, 21, 75])
 @pytest.mark.parametrize("cfg", range(len(CONFIGS)))
 def test_lane_blocks_equal_the_scalar_path(monkeypatch, n_sym, cfg):
     close = universe(n_sym, 150, seed=n_sym * 10 + cfg)
+    if n_sym == 75:  # a block LANES wide too, next to the later listings' narrower ones
+        from cpu_fallback.backend import _block_width, _lane_blocks
+        from cpu_fallback.lanes import LANES
+
+        listed = ~np.isnan(close)
+        first = np.sort(np.where(listed.any(axis=1), listed.argmax(axis=1), 150))
+        assert _block_width(np.diff(_lane_blocks(first[first < 150], 150, 2)).max()) == LANES
     cfg = CONFIGS[cfg]
-    members = n_sym != 21
+    members = n_sym < 21
 
     def run():
         return gpu_trend.compute_atc(close, cfg, members=members, backend="cpu",
@@ -73,6 +80,31 @@ def test_lane_blocks_equal_the_scalar_path(monkeypatch, n_sym, cfg):
     ref = scalar(monkeypatch, run)
     assert_same(lanes, ref, KEYS if members else KEYS[:6], f"{n_sym} symbols")
     assert_same(lanes.state, ref.state, STATE_KEYS, f"{n_sym} symbols, state")
+
+
+def test_lane_block_edges():
+    """Blocks of up to LANES symbols (fewer when the universe would leave threads idle), whole
+    AVX-512 vectors wide; a later listing joins a block while the bars its earlier symbols
+    then take alone stay under the bars a block of its own would run."""
+    from cpu_fallback.backend import _block_width, _lane_blocks
+    from cpu_fallback.lanes import LANES
+
+    together = np.zeros(100, np.int64)
+    np.testing.assert_array_equal(_lane_blocks(together, 500, 2), [0, 32, 64, 96, 100])
+    # 16 threads: 32 then 16 would make fewer blocks than threads, 8 does not
+    np.testing.assert_array_equal(_lane_blocks(together, 500, 16), list(range(0, 100, 8)) + [100])
+    n_bars = 400
+    first = np.sort(np.random.default_rng(0).integers(0, n_bars, 300))
+    edges = _lane_blocks(first, n_bars, 2)
+    assert edges[0] == 0 and edges[-1] == 300 and (np.diff(edges) >= 1).all()
+
+    def fits(lo, hi):  # symbols lo..hi-1 in one block
+        return (first[hi - 1] - first[lo]) * (hi - 1 - lo) <= n_bars - first[hi - 1]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        assert hi - lo <= LANES and fits(lo, hi)
+        assert hi == 300 or hi - lo == LANES or not fits(lo, hi + 1)  # cut only when it must
+    assert np.diff(edges)[0] > 16 and np.diff(edges)[-1] <= 3  # late listings: small blocks
+    assert [_block_width(n) for n in (1, 8, 9, 31, 32)] == [8, 8, 16, 32, 32]
 
 
 def test_a_source_other_than_close_in_lanes(monkeypatch):

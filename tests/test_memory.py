@@ -25,6 +25,14 @@ MEMBERS = ("member_ma", "member_signal", "member_equity")
 SMALL = ATCConfig(lengths=(5, 6, 7, 5, 6, 8), robustness="Narrow", cutout=2)
 
 
+def budget_for(n_symbols, close, cfg=None, **kwargs):
+    """The CPU planner's bytes for a chunk of ``n_symbols`` of this compute_atc call: budgets
+    that split a universe are set from the engine's own footprint, not from constants that
+    break whenever the kernel's scratch changes."""
+    work = engine.Workload.of(close, cfg, backend="cpu", **kwargs)
+    return work.plan(1 << 40, streaming=False).compute.bytes_for(n_symbols)
+
+
 def universe(n_sym=23, n_bars=300, seed=0):
     """Random walks with later listings (leading NaNs) and interior holes (for ffill)."""
     rng = np.random.default_rng(seed)
@@ -129,7 +137,7 @@ def test_set_memory_limit_checks_at_once():
 
 def test_global_limit_reaches_compute_atc(block_sizes):
     close = universe()
-    gpu_trend.set_memory_limit(300_000)
+    gpu_trend.set_memory_limit(budget_for(5, close, ATCConfig(nan_policy="ffill")))
     got = gpu_trend.compute_atc(close, ATCConfig(nan_policy="ffill"), **CPU)
     gpu_trend.set_memory_limit(None)
     want = gpu_trend.compute_atc(close, ATCConfig(nan_policy="ffill"), **CPU)
@@ -140,11 +148,14 @@ def test_global_limit_reaches_compute_atc(block_sizes):
 # --- chunked == unchunked ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("members", [False, True])
-@pytest.mark.parametrize("limit", ["250KB", "300KB", "400KB", "450KB", "2MB"])
-def test_chunked_equals_unchunked(members, limit, block_sizes):
+@pytest.mark.parametrize("chunk", [1, 2, 5, 7, None])
+def test_chunked_equals_unchunked(members, chunk, block_sizes):
     close = universe()
     source = close * np.exp(np.sin(np.arange(close.shape[1]) / 7.0))[None, :]
     cfg = ATCConfig(nan_policy="ffill", lengths=SMALL.lengths, robustness="Narrow", cutout=3)
+    # room for `chunk` symbols (None: the whole universe), and a little more
+    limit = budget_for(chunk or close.shape[0], close, cfg, source=source, members=members)
+    limit += 1000
     got = gpu_trend.compute_atc(close, cfg, source=source, members=members, memory_limit=limit,
                                 **CPU)
     chunks = list(block_sizes)
@@ -152,8 +163,8 @@ def test_chunked_equals_unchunked(members, limit, block_sizes):
                                  memory_limit="1GiB", **CPU)
     assert block_sizes[len(chunks):] == [close.shape[0]]
     assert sum(chunks) == close.shape[0]
-    if limit != "2MB":
-        assert max(chunks) < close.shape[0]  # the budget did split the universe
+    if chunk is not None:
+        assert max(chunks) == chunk  # the budget did split the universe, in chunks that fit
     assert_same(got, want, members)
 
 
@@ -211,7 +222,6 @@ def test_compute_atc_peak_beyond_returned_arrays_within_budget(policy, members, 
 def test_iter_atc_peak_within_budget_while_the_caller_holds_a_chunk(members, limit):
     close = universe(n_sym=40, n_bars=400)
     cfg = ATCConfig(nan_policy="ffill")
-    gpu_trend.compute_atc(close[:2], cfg, members=members, **CPU)
 
     def stream():
         rows, n_chunks = [], 0
@@ -220,6 +230,7 @@ def test_iter_atc_peak_within_budget_while_the_caller_holds_a_chunk(members, lim
             n_chunks += 1
         return n_chunks
 
+    stream()  # once first: its one-time allocations (pandas' caches, ...) are not working memory
     n_chunks, peak = traced_peak(stream)
     assert n_chunks > 1
     assert peak <= parse_memory_limit(limit)
@@ -263,7 +274,7 @@ class _Planned(Exception):
     """Stops a call once it has planned (nothing is computed)."""
 
 
-@pytest.mark.parametrize("limit", [1_400_000, "64MiB", "128MiB", "256MiB"])
+@pytest.mark.parametrize("limit", [1_600_000, "64MiB", "128MiB", "256MiB"])
 def test_tight_budgets_get_the_largest_chunk_that_fits(monkeypatch, limit):
     """Issue 9, item 12: 2,000 × 1,500 under a tight iter_atc budget.
 
@@ -384,23 +395,27 @@ def test_iter_atc_validation_names_the_global_symbol_before_any_chunk():
 
 def test_validation_in_slices_reports_the_same_error_as_one_check(block_sizes):
     """The first bad symbol is reported, whatever slices the validation pass works in."""
-    close = universe(n_sym=120, n_bars=160)
+    close = universe(n_sym=240, n_bars=160)
+    names = [f"Z{i}" for i in range(240)]
+    limit = budget_for(1, close, symbols=names)  # the least a call can run in
+    plan = engine.Workload.of(close, None, symbols=names, backend="cpu").plan(limit,
+                                                                             streaming=False)
+    v = plan.validate_symbols  # symbols per validation slice
+    assert 25 < v < 220
+    first, hole, bad = v - 5, v + 5, v + 15
     close[[12, 17]] = np.nan
-    close[100, 50] = 0.0     # a bad price, second slice
-    close[60, 20:] = np.inf  # a bad price, first slice: the first bad symbol
-    close[70, 150] = np.nan  # a hole, second slice, before the bad price
-    names = [f"Z{i}" for i in range(120)]
-    plan = engine.Workload.of(close, None, symbols=names, backend="cpu").plan(205_000, streaming=False)
-    assert 60 < plan.validate_symbols <= 70
-    for limit in (205_000, None):
-        with pytest.raises(ATCInputError, match=r"symbol 'Z60': close must be a finite price > "
-                                                r"0, got inf at bar 20"):
-            gpu_trend.compute_atc(close, memory_limit=limit, symbols=names, **CPU)
+    close[bad, 50] = 0.0       # a bad price, second slice
+    close[first, 20:] = np.inf  # a bad price, first slice: the first bad symbol
+    close[hole, 150] = np.nan  # a hole, second slice, before the bad price
+    for budget in (limit, None):
+        with pytest.raises(ATCInputError, match=rf"symbol 'Z{first}': close must be a finite "
+                                                r"price > 0, got inf at bar 20"):
+            gpu_trend.compute_atc(close, memory_limit=budget, symbols=names, **CPU)
     assert block_sizes == []  # nothing was computed before the error
-    close[60, 20:] = 1.0
-    for limit in (205_000, None):
-        with pytest.raises(ATCInputError, match=r"symbol 'Z70': close is NaN at bar 150"):
-            gpu_trend.compute_atc(close, memory_limit=limit, symbols=names, **CPU)
+    close[first, 20:] = 1.0
+    for budget in (limit, None):
+        with pytest.raises(ATCInputError, match=rf"symbol 'Z{hole}': close is NaN at bar 150"):
+            gpu_trend.compute_atc(close, memory_limit=budget, symbols=names, **CPU)
 
 
 def test_streaming_growth_warning_is_raised_once():
