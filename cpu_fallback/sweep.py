@@ -2,10 +2,10 @@
 per thread.
 
 Symbols are sorted by their listing bar and cut into blocks of
-:data:`~cpu_fallback.lanes.LANES` listed on the same bar (a sweep block has no few-bar path to
-bring later listings up; a universe on one calendar makes full blocks). Each thread runs one
-block through every stage of a :class:`~gpu_trend.sweep_plan.SweepPlan`, each a kernel of
-:mod:`cpu_fallback.sweep_lanes`: the returns of each growth row; per batch one shared window
+:data:`~cpu_fallback.sweep_lanes.SWEEP_LANES` listed on the same bar (a sweep block has no
+few-bar path to bring later listings up; a universe on one calendar makes full blocks). Each
+thread runs one block through every stage of a :class:`~gpu_trend.sweep_plan.SweepPlan`, each
+a kernel of :mod:`cpu_fallback.sweep_lanes`: the returns of each growth row; per batch one shared window
 pass and, for each of its q keys, q and the equity of the key's primary slot (``q_e``) in one
 pass, as in a single configuration's run; the Layer-1 equity of every other distinct equity
 key (only on grids over λ, decay or cutout); then member set by member set, its Layer-2 sums
@@ -17,19 +17,23 @@ single configuration, so the outputs are the same bits.
 Equities are computed per distinct (q, λ, decay, cutout), not per member slot: on a grid
 over lengths and robustness most slots repeat a member another set has. Average_Signal is
 computed and stored per family set, not per configuration: a grid over thresholds shares it.
+S_k is not stored at all: :func:`layer2_equities` derives it from the stored X_k when the
+result is read.
 
 The driver counts its calls per symbol (``counts``): that is how the tests see that shared
 work is done once.
 """
 
+import math
+
 import numba
 import numpy as np
 
 from cpu_fallback.backend import _inline_jit, _jit, _mul, _parallel_guard, cores
-from cpu_fallback.lanes import LANES
-from cpu_fallback.sweep_lanes import KEYS, build_sweep_lanes, tile_bars
-from gpu_trend.cores import DEMA, EMA, MEMBER_STATE, N_FAMILIES
+from cpu_fallback.sweep_lanes import KEYS, SWEEP_LANES, build_sweep_lanes, tile_bars
+from gpu_trend.cores import DEMA, EMA, FLOOR, MEMBER_STATE, N_FAMILIES
 from gpu_trend.memory import F8, Footprint
+from gpu_trend.sweep_plan import SIGNAL_NAN
 
 MEMORY = "host"
 #: Columns of ``counts``: what one call of each stage computes.
@@ -47,20 +51,20 @@ fresh_state, before_listing = _k["fresh_state"], _k["before_listing"]
 def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_lens, b_lo,
                   q_len, q_tie, q_row, q_e, set_q, set_e, e_q, e_g, e_cut, e_d, set_g, set_cut,
                   set_d, set_lo, use_f, use_fam, f_set, f_w, p_f, p_long, p_short, p_dsrc,
-                  p_shift, s0, f0, p_row, xs, ss, avg, dirn, longs, shorts, counts, tile):
+                  p_shift, s0, f0, p_row, xs, avg, dirn, longs, shorts, counts, tile):
     """Every stage of a sweep plan for every block of symbols, in parallel over blocks.
 
     ``close``/``src`` (S, T); block b is symbols ``order[blocks[b]:blocks[b + 1]]`` (at most
-    LANES, listed on the same bar); the plan's arrays as in :class:`SweepPlan`; the outputs
-    are the whole sweep's, ``xs`` (int8 codes), ``ss`` (F', S', 6, T), ``avg`` (F', S', T)
-    and ``dirn`` (int8 codes), ``longs``, ``shorts`` (P', S', T) (whole arrays, so that Numba
+    SWEEP_LANES, listed on the same bar); the plan's arrays as in :class:`SweepPlan`; the outputs
+    are the whole sweep's, ``xs`` (int8 codes, (F', S', 6, T)), ``avg`` (F', S', T) and
+    ``dirn`` (int8 codes), ``longs``, ``shorts`` (P', S', T) (whole arrays, so that Numba
     compiles one layout): the call writes symbols ``s0:s0 + S`` of family sets ``f0:f0 + F``
     and of configurations ``p_row``, every element. ``counts`` (S, 5) receives the calls per
     stage. The stages run ``tile`` bars at a time (:func:`~cpu_fallback.sweep_lanes.tile_bars`).
     """
     n_sym, n = close.shape
     n_pool = numba.config.NUMBA_NUM_THREADS
-    lanes = LANES
+    lanes = SWEEP_LANES
     n_q, n_e, n_g = q_len.shape[0], e_q.shape[0], growth.shape[0]
     inp_all = np.empty((n_pool, 2, n, lanes))
     r_all = np.empty((n_pool, n_g, n, lanes))
@@ -96,8 +100,8 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
         for g in range(n_g):
             block_returns(close_t, growth[g], t0, n, r_t[g])
         fresh_state(mst, sst, lst, dst)
-        before_listing(t0, outs, n_real, f0, f0 + f_set.shape[0], p_row, xs, ss, avg, dirn,
-                       longs, shorts)
+        before_listing(t0, outs, n_real, f0, f0 + f_set.shape[0], p_row, xs, avg, dirn, longs,
+                       shorts)
         for ta in range(t0, n, tile):
             tb = min(ta + tile, n)
             for b in range(b_fam.shape[0]):
@@ -114,7 +118,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                 for u in range(set_lo[g], set_lo[g + 1]):
                     f, fam = use_f[u], use_fam[u]
                     layer2_lanes(nd_t, r_t[set_g[g]], t0, ta, tb, set_cut[g], f_w[f, fam],
-                                 set_d[g], lst[u], outs, n_real, f0 + f, fam, xs, ss, xs_t[f])
+                                 set_d[g], lst[u], outs, n_real, f0 + f, fam, xs, xs_t[f])
             for f in range(f_set.shape[0]):
                 average_lanes(xs_t[f], f0 + f, outs, n_real, t0, ta, tb, set_cut[f_set[f, 0]],
                               avg_t, avg)
@@ -136,13 +140,13 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
 
 
 def _blocks(starts):
-    """(blocks, order): symbols sorted by listing bar and cut into blocks of at most LANES
-    listed on the same bar; block b is ``order[blocks[b]:blocks[b + 1]]``."""
+    """(blocks, order): symbols sorted by listing bar and cut into blocks of at most
+    SWEEP_LANES listed on the same bar; block b is ``order[blocks[b]:blocks[b + 1]]``."""
     order = np.argsort(starts, kind="stable")
     listed = starts[order]
     edges = np.flatnonzero(np.diff(listed)) + 1  # where the listing bar changes
     cuts = [c for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(listed)])
-            for c in range(lo, hi, LANES)]
+            for c in range(lo, hi, SWEEP_LANES)]
     return np.array(cuts + [len(listed)], dtype=np.int64), order.astype(np.int64)
 
 
@@ -160,8 +164,8 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
     tile = (keys + 2 + 2 * N_FAMILIES * sizes["family_sets"] + 1) * tile_bars(keys)
     state = (MEMBER_STATE * sizes["q_keys"] + 3 * sizes["equity_keys"]
              + 3 * N_FAMILIES * sizes["family_sets"] + 3 * sizes["configs"])
-    return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * LANES * F8
-                     * (rows + tile + state))
+    return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * SWEEP_LANES
+                     * F8 * (rows + tile + state))
 
 
 def run_block(close, source, starts, plan, out, rows):
@@ -175,8 +179,8 @@ def run_block(close, source, starts, plan, out, rows):
     plan : gpu_trend.sweep_plan.SweepPlan
     out : dict
         The sweep's host outputs: ``family_signals`` (int8 codes,
-        :data:`~gpu_trend.sweep_plan.SIGNAL_NAN`), ``family_equities`` (F, S', 6, T),
-        ``family_average`` (F, S', T) and ``direction`` (int8 codes, see
+        :data:`~gpu_trend.sweep_plan.SIGNAL_NAN`, (F, S', 6, T)), ``family_average`` (F, S', T)
+        and ``direction`` (int8 codes, see
         :attr:`~gpu_trend.sweep.SweepResult.direction_code`), ``long_events``, ``short_events``
         (P, S', T), C-contiguous.
     rows : gpu_trend.sweep_plan.BlockRows
@@ -197,7 +201,66 @@ def run_block(close, source, starts, plan, out, rows):
                       p.set_e, p.e_q, p.e_g, p.e_cut, p.e_d, p.set_g, p.set_cut, p.set_d,
                       p.set_lo, p.use_f, p.use_fam, p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
                       p.p_dsrc, p.p_shift, rows.s0, rows.f0, rows.p_row,
-                      out["family_signals"], out["family_equities"], out["family_average"],
-                      out["direction"], out["long_events"], out["short_events"], counts,
+                      out["family_signals"], out["family_average"], out["direction"],
+                      out["long_events"], out["short_events"], counts,
                       tile_bars(len(p.q_len) + len(p.e_q)))
     return counts.sum(axis=0)
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _layer2_equities(codes, close, starts, growth, cutout, w, d, out):
+    n_sym, n = close.shape
+    for s in numba.prange(n_sym):
+        t0 = min(starts[s], n)
+        for fam in range(N_FAMILIES):
+            w0 = w[fam] if w[fam] > FLOOR else FLOOR
+            x_prev, a, e = cores.fresh_layer2()
+            row, x_row = out[s, fam], codes[s, fam]
+            for t in range(t0):
+                row[t] = math.nan
+            for t in range(t0, n):
+                tau = float(t - t0)
+                if tau < cutout:  # Layer 2 holds still (NaN out) before the cutout
+                    row[t] = math.nan
+                    continue
+                # Cores.return_at from the listing bar on (block_returns)
+                r = math.nan if t == t0 else cores.growth_return(close[s, t], close[s, t - 1],
+                                                                 growth[t - t0])
+                a, e = cores.equity_step(e, a, r, x_prev, tau == cutout, w0, d)
+                code = x_row[t]
+                x_prev = math.nan if code == SIGNAL_NAN else code / 100.0 + 0.0
+                row[t] = e
+
+
+def layer2_equities(codes, close, starts, growth, cutout, weights, decay):
+    """The Layer-2 equities S_k of one family set from its stored X_k codes.
+
+    S_k is a recurrence on X_k and the returns alone (``Cores.equity_step``, as
+    ``layer2_lanes`` and ``compute_atc`` run it), so the sweep stores X_k and derives S_k when
+    it is read: the same bits, at a fraction of the sweep's memory (S_k is float64, X_k one
+    byte).
+
+    Parameters
+    ----------
+    codes : (S, 6, W) int8
+        X_k as the sweep stores it (:func:`gpu_trend.sweep_plan.encode_signals`).
+    close : (S, W) float64
+        The close the sweep ran on: NaN policy applied, on the sweep's bar axis.
+    starts : (S,) int64
+        Listing bars on that axis.
+    growth : (W,) float64
+    cutout : int
+    weights : (6,) float64
+    decay : float
+        As in :class:`~gpu_trend.cores.KernelParams`.
+
+    Returns
+    -------
+    (S, 6, W) float64
+    """
+    out = np.empty(codes.shape)
+    with _parallel_guard():
+        _layer2_equities(codes, np.ascontiguousarray(close, dtype=np.float64),
+                         np.asarray(starts, dtype=np.int64), growth, cutout,
+                         np.asarray(weights, dtype=np.float64), decay, out)
+    return out

@@ -1,5 +1,5 @@
 """SIMD across symbols for parameter sweeps: a :class:`~gpu_trend.sweep_plan.SweepPlan`'s stages
-for a block of :data:`~cpu_fallback.lanes.LANES` symbols listed on the same bar.
+for a block of :data:`SWEEP_LANES` symbols listed on the same bar.
 
 The layout and the rules are those of :mod:`cpu_fallback.lanes` (read its docstring first):
 inputs time-major (bar × lane), every loop over the lanes innermost, state and per-bar values
@@ -21,9 +21,10 @@ its own, run on a tile, its state read and written back in arrays that last the 
 * ``block_returns``, ``slot_lanes``: a growth row's returns; an equity key's E from a stored
   q (grids over λ, decay or cutout);
 * ``layer2_sums``, ``layer2_lanes``: a member set's N = Σ q·E and D = Σ E in member order
-  and X_k = round2(N/D), then a family set's S_k from X_k, both into the sweep's outputs and
-  the family set's tile rows (``xs_t``, one per family set, so that they are never read
-  back from the outputs);
+  and X_k = round2(N/D), then a family set's S_k from X_k, both into the family set's tile
+  rows (``xs_t``, one per family set, so that they are never read back from the outputs)
+  and X_k into the sweep's outputs (S_k is not stored: it is derived from X_k on access,
+  :func:`cpu_fallback.sweep.layer2_equities`);
 * ``average_lanes``, ``direction_rows``: a family set's Average_Signal from its tile rows,
   then each configuration's direction and events from it, into the sweep's outputs (the
   direction machine a symbol's row at a time: its rows are contiguous there);
@@ -35,7 +36,7 @@ import math
 
 import numba
 
-from cpu_fallback.lanes import LANES, _stack, by_family, member_lane_step, window_pass_lanes
+from cpu_fallback.lanes import _stack, by_family, member_lane_step, window_pass_lanes
 from gpu_trend.cores import DEMA, EMA, FLOOR, KAMA, MEMBER_STATE, N_FAMILIES, N_MEMBERS
 from gpu_trend.sweep_plan import SIGNAL_NAN
 
@@ -47,9 +48,16 @@ def tile_bars(n_rows: int) -> int:
     the second-level cache, on small grids; in the third-level one on grids of hundreds of
     keys. A power of two from 64 to 128: shorter tiles cost more calls than they save (16 and
     32 measured no faster on the 282-key lengths grid)."""
-    fit = (1 << 18) // (max(n_rows, 1) * LANES * 8)
+    fit = (1 << 18) // (max(n_rows, 1) * SWEEP_LANES * 8)
     return max(64, min(128, 1 << max(fit.bit_length() - 1, 0)))
 
+
+#: Symbols per sweep block: two AVX-512 vectors of float64 (four AVX2 ones). Wider blocks
+#: spread each key's fixed cost per bar over more symbols (see
+#: :data:`cpu_fallback.lanes.LANES`), but a sweep keeps a tile of every key's q and E rows
+#: (564 on the lengths grid), which at 32 lanes no longer stays in cache: the lengths grid's
+#: stages took 48.5 ms per 8 symbols at 8 lanes, 42.7 at 16 and 50.5 at 32.
+SWEEP_LANES = 16
 
 #: Most q keys one ``member_lanes`` call steps together (their state is on the stack): a window
 #: batch's nine lengths under four tie rules. A batch with more keys takes more calls.
@@ -61,7 +69,8 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
     window = fam != EMA and fam != DEMA
     window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
     state_rows, step = member_lane_step(cores, fam, inline_jit)
-    n_state, lanes, n_sums, n_members = KEYS * MEMBER_STATE, LANES, 2 * N_MEMBERS, N_MEMBERS
+    n_state, lanes = KEYS * MEMBER_STATE, SWEEP_LANES
+    n_sums, n_members = 2 * N_MEMBERS, N_MEMBERS
 
     @jit
     def kernel(src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
@@ -100,15 +109,12 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
                 wt_i = sums[2 * q_row[kk] + 1]
                 lag = src_t[max(t - length, 0)]
                 rows_i = state_rows(st, i * MEMBER_STATE)
+                q_out, e_out = q_t[kk, t - ta], e_t[j, t - ta]
                 for k in range(n_lanes):
                     m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau,
                                    length, alpha, tie, r_now[k], cutout, d)
-                    q_now[k] = q
-                    e_now[k] = e
-                q_out, e_out = q_t[kk, t - ta], e_t[j, t - ta]
-                for k in range(n_lanes):
-                    q_out[k] = q_now[k]
-                    e_out[k] = e_now[k]
+                    q_out[k] = q
+                    e_out[k] = e
         for i in range(hi - lo):
             for f in range(MEMBER_STATE):
                 for k in range(lanes):
@@ -132,19 +138,20 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         q_e, e_g, e_cut, e_d, mst, q_t, e_t)``, ``block_returns(close_t, growth, t0, n,
         r_out)``, ``fresh_state(mst, sst, lst, dst)``, ``slot_lanes(q_t, r_t, t0, ta, tb,
         cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, n_t, nd_t)``,
-        ``layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
+        ``layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs,
         xs_t)``, ``average_lanes(xs_t, f, outs, n_real, t0, ta, tb, cutout, avg_t, avg)``,
         ``direction_rows(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
-        longs, shorts)`` and ``before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, ss,
-        avg, dirn, longs, shorts)``. Each runs bars
+        longs, shorts)`` and ``before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, avg,
+        dirn, longs, shorts)``. Each runs bars
         ``ta:tb`` of a block listed on bar ``t0``; a tile's rows (``q_t``, ``e_t``, ``nd_t``,
-        ``xs_t``, ``avg_t``) are (..., tile, LANES), indexed from ``ta``; ``close_t``,
-        ``src_t`` and ``r_t`` hold every bar; the state arrays (``mst`` (Kq, 11, LANES) and
-        (…, 3, LANES) rows) are read at a tile's start and written at its end. ``outs`` holds
+        ``xs_t``, ``avg_t``) are (..., tile, SWEEP_LANES), indexed from ``ta``; ``close_t``,
+        ``src_t`` and ``r_t`` hold every bar; the state arrays (``mst`` (Kq, 11, SWEEP_LANES)
+        and (…, 3, SWEEP_LANES) rows) are read at a tile's start and written at its end.
+        ``outs`` holds
         the output row of each lane (lanes past ``n_real`` repeat a real one and write
         nothing).
     """
-    lanes = LANES
+    lanes = SWEEP_LANES
 
     run = by_family([_member_kernel(cores, mul, jit, inline_jit, f) for f in range(N_FAMILIES)],
                     jit)
@@ -170,7 +177,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
 
     @inline_jit
     def copy_rows(src, dst):
-        # A stage's state rows (rows × LANES) between its state array and the stack.
+        # A stage's state rows (rows × SWEEP_LANES) between its state array and the stack.
         for r in range(src.shape[0]):
             for k in range(lanes):
                 dst[r, k] = src[r, k]
@@ -241,14 +248,14 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
             num[x] = cores.layer2_signal(num[x], den[x])
 
     @jit
-    def layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, ss,
-                     xs_t):
+    def layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, xs_t):
         # Layer 2 of family `fam` of family set f (Cores.layer2_step's equity on the X_k of
         # layer2_sums in nd_t[0]), NaN before the cutout: a tile computed time-major into rows
-        # fam (X) and 6 + fam (S) of the set's xs_t (12, tile, LANES), then written out a
-        # lane's row at a time. `lst` (3, LANES): x, a
-        # and S_k, read and written back. A bar's X and S go to the stack first: stored
-        # straight into xs_t, they would need run-time overlap checks with the inputs.
+        # fam (X) and 6 + fam (S) of the set's xs_t (12, tile, SWEEP_LANES), then X written
+        # out a lane's row at a time (S_k is not stored: SweepResult derives it from X on
+        # access). `lst` (3, SWEEP_LANES): x, a and S_k, read and written back. A bar's X and
+        # S go to the stack first: stored straight into xs_t, they would need run-time overlap
+        # checks with the inputs.
         st = numba.carray(_stack(5, lanes), (5, lanes))
         l_x, l_a, l_s, x_out, s_out = st[0], st[1], st[2], st[3], st[4]
         n_lanes = r_t.shape[1]
@@ -272,16 +279,15 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
             copy_rows(st[4:5], s_t[t - ta:t - ta + 1])
         copy_rows(st[:3], lst)
         for k in range(n_real):
-            x_row, s_row = xs[f, outs[k], fam], ss[f, outs[k], fam]
+            x_row = xs[f, outs[k], fam]
             for t in range(ta, tb):
                 x = x_t[t - ta, k]  # r / 100 for an integer r: stored as r (int8)
                 x_row[t] = SIGNAL_NAN if x != x else int(math.floor(x * 100.0 + 0.5))
-                s_row[t] = s_t[t - ta, k]
 
     @jit
     def average_lanes(xs_t, f, outs, n_real, t0, ta, tb, cutout, avg_t, avg):
         # Family set f's Average_Signal on a tile (Cores.final_core's sums, by
-        # Cores.average_add) from its X and S rows in xs_t (12, tile, LANES), into avg_t and
+        # Cores.average_add) from its X and S rows in xs_t (12, tile, SWEEP_LANES), into avg_t and
         # row f of `avg`.
         st = numba.carray(_stack(2, lanes), (2, lanes))
         num, den = st[0], st[1]
@@ -310,10 +316,10 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
     def direction_rows(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
                         longs, shorts):
         # Configuration p's direction machine (Cores.direction_step) on bars ta..tb−1 of v_t
-        # (tile, LANES): its family set's Average_Signal or one family's X. A symbol at a
+        # (tile, SWEEP_LANES): its family set's Average_Signal or one family's X. A symbol at a
         # time: the rows it writes are contiguous there, and its branches follow crossings,
         # which are rare. The direction is stored as an int8 code: 0 for NaN, ±1. `dst` (3,
-        # LANES): direction, u_prev, v_prev of each lane, read and written back.
+        # SWEEP_LANES): direction, u_prev, v_prev of each lane, read and written back.
         for k in range(n_real):
             o = outs[k]
             d_row, l_row, h_row = dirn[p, o], longs[p, o], shorts[p, o]
@@ -333,7 +339,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
             dst[2, k] = v_prev
 
     @jit
-    def before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, ss, avg, dirn, longs, shorts):
+    def before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, avg, dirn, longs, shorts):
         # Every output of the block's lanes on the bars before their listing: NaN, no event.
         for k in range(n_real):
             o = outs[k]
@@ -343,7 +349,6 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 for fam in range(N_FAMILIES):
                     for t in range(t0):
                         xs[f, o, fam, t] = SIGNAL_NAN
-                        ss[f, o, fam, t] = math.nan
             for i in range(p_row.shape[0]):
                 p = p_row[i]
                 for t in range(t0):

@@ -212,10 +212,10 @@ def run_block(close, source, starts, plan, out, rows):
             arg(longT), arg(shortT), arg(counts))
     s0, s1 = rows.s0, rows.s0 + n_sym
     del rT, qT, eT
+    del ssT  # S_k is not stored: SweepResult derives it from X_k when read
     xsT = encode_signals(xsT, xp)  # stored as the CPU stores them
-    for name, arr in (("family_signals", xsT), ("family_equities", ssT)):
-        out[name][rows.f0:rows.f0 + n_f, s0:s1] = to_host(
-            xp.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+    out["family_signals"][rows.f0:rows.f0 + n_f, s0:s1] = to_host(
+        xp.ascontiguousarray(xsT.transpose(0, 3, 1, 2)))
     # Configurations of a family set have the same Average_Signal; its first one's is kept.
     first = np.unique(p.p_f, return_index=True)[1]
     out["family_average"][rows.f0:rows.f0 + n_f, s0:s1] = to_host(

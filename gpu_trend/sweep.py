@@ -167,12 +167,14 @@ class SweepResult:
     family_set : (P,) int64
         Row of :attr:`family_outputs` each configuration's family outputs are: configurations
         that differ only in thresholds, direction source or strategy view share it.
-    family_outputs : tuple of (F, S, 6, W) int8, (F, S, 6, W) float64, (F, S, W) float64 NumPy
-        The family signals X_k, the family equities S_k and the Average_Signal of each
-        distinct family set, stored once (:attr:`family_signals`, :attr:`family_equities`
-        and :attr:`average_signal` gather them per configuration). X_k = round2(N/D) is an
-        integer r over 100, stored as r (:data:`~gpu_trend.sweep_plan.SIGNAL_NAN` for NaN;
-        :func:`~gpu_trend.sweep_plan.decode_signals` gives back its float64 bits).
+    family_outputs : tuple of (F, S, 6, W) int8 and (F, S, W) float64 NumPy
+        The family signals X_k and the Average_Signal of each distinct family set, stored
+        once (:attr:`family_signals` and :attr:`average_signal` gather them per
+        configuration). X_k = round2(N/D) is an integer r over 100, stored as r
+        (:data:`~gpu_trend.sweep_plan.SIGNAL_NAN` for NaN;
+        :func:`~gpu_trend.sweep_plan.decode_signals` gives back its float64 bits). The
+        family equities S_k are not stored: a recurrence on X_k and the returns, they are
+        derived when read (:meth:`set_equities`), the same bits.
     work : dict
         What was computed, summed over symbols: ``moving_averages`` (member MA and signal
         passes), ``window_passes`` (CPU: shared window sums, nine lengths each),
@@ -223,8 +225,8 @@ class SweepResult:
     @property
     def average_signal(self) -> np.ndarray:
         """(P, S, W) float64: Average_Signal of every configuration (a copy gathered on
-        access; ``family_outputs[2]`` holds it once per family set)."""
-        return self.family_outputs[2][self.family_set]
+        access; ``family_outputs[1]`` holds it once per family set)."""
+        return self.family_outputs[1][self.family_set]
 
     @property
     def family_signals(self) -> np.ndarray:
@@ -233,8 +235,29 @@ class SweepResult:
 
     @property
     def family_equities(self) -> np.ndarray:
-        """(P, S, 6, W) float64: S_k of every configuration (a copy gathered on access)."""
-        return self.family_outputs[1][self.family_set]
+        """(P, S, 6, W) float64: S_k of every configuration (derived on access, once per
+        family set: :meth:`set_equities`)."""
+        sets = {f: self.set_equities(f) for f in np.unique(self.family_set)}
+        return np.stack([sets[f] for f in self.family_set])
+
+    def set_equities(self, f: int) -> np.ndarray:
+        """(S, 6, W) float64: the Layer-2 equities S_k of family set ``f``
+        (:attr:`family_set`), derived from its stored X_k and the input's returns.
+
+        The sweep does not store S_k: S_k is Layer 2's equity recurrence on X_k alone
+        (spec 7.1), so it is run again here, on the CPU, with the same one-bar steps
+        (:func:`cpu_fallback.sweep.layer2_equities`); the bits are those the sweep's own
+        Layer 2 computed, and ``compute_atc``'s. About as long as a ``compute_atc`` call's
+        Layer 2, for the memory of X_k alone (one byte a value where S_k takes eight).
+        """
+        from cpu_fallback.sweep import layer2_equities
+
+        i = int(np.flatnonzero(self.family_set == f)[0])  # any configuration of the set
+        cfg, inp = self.configs[i], self.inputs[self.input_of[i]]
+        close, starts = _swept_close(inp, cfg)
+        kp = cfg.kernel_params(close.shape[1])
+        return layer2_equities(self.family_outputs[0][f], close, starts, kp.growth, kp.cutout,
+                               kp.weights, kp.decay)
 
     def result(self, i: int) -> ATCResult:
         """The :class:`ATCResult` of configuration ``i``: the same bits as
@@ -246,8 +269,10 @@ class SweepResult:
         arrays = {"direction": decode_directions(self.direction_code[i][..., cut]),
                   "long_events": self.long_events[i][..., cut],
                   "short_events": self.short_events[i][..., cut]}
-        xs, ss, avg = (out[self.family_set[i]][..., cut] for out in self.family_outputs)
-        arrays.update(family_signals=decode_signals(xs), family_equities=ss, average_signal=avg)
+        f = self.family_set[i]
+        xs, avg = (out[f][..., cut] for out in self.family_outputs)
+        arrays.update(family_signals=decode_signals(xs),
+                      family_equities=self.set_equities(f)[..., cut], average_signal=avg)
         return ATCResult(symbols=list(self.symbols), index=self.index, positions=inp.positions,
                          config=cfg, backend=self.backend, start_bar=inp.start_bar,
                          first_full_bar=first_full_bars(cfg, inp.start_bar, inp.n_bars),
@@ -258,7 +283,7 @@ class SweepResult:
         configuration, stacked (index ``config``, ``symbol``)."""
         since = np.stack([_bars_since(self.long_events), _bars_since(self.short_events)],
                          axis=-1)
-        xs, avg = decode_signals(self.family_outputs[0][..., -1]), self.family_outputs[2][..., -1]
+        xs, avg = decode_signals(self.family_outputs[0][..., -1]), self.family_outputs[1][..., -1]
         tables = {}
         for i in range(self.n_configs):
             inp = self.inputs[self.input_of[i]]
@@ -302,10 +327,9 @@ class SweepResult:
             raise ValueError(f"summary: by must be 'symbol' or 'config', got {by!r}")
         per_input = []
         for k, inp in enumerate(self.inputs):
-            cfg = self.configs[int(np.flatnonzero(self.input_of == k)[0])]
-            close = apply_nan_policy(inp.close, inp.close, cfg)[0]
-            pad = close.shape[1] - inp.n_bars
-            per_input.append((backtest.bar_returns(close), inp.start_bar + pad,
+            close, starts = _swept_close(inp, self.configs[int(np.flatnonzero(
+                self.input_of == k)[0])])
+            per_input.append((backtest.bar_returns(close), starts,
                               backtest.symbol_years(self.index, inp.positions, inp.start_bar)))
         tables = {}
         for i in range(self.n_configs):
@@ -317,6 +341,13 @@ class SweepResult:
         if by == "symbol":
             return table
         return self.params.join(backtest.aggregate(table))
+
+
+def _swept_close(inp: SweepInput, cfg: ATCConfig):
+    """(close, starts) as the sweep's kernels ran on them: ``inp``'s close under ``cfg``'s
+    NaN policy, on the sweep's bar axis, and the listing bars on that axis."""
+    close = apply_nan_policy(inp.close, inp.close, cfg)[0]
+    return close, inp.start_bar + (close.shape[1] - inp.n_bars)
 
 
 # ----------------------------------------------------------------------------
@@ -447,7 +478,6 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
     out = {name: np.empty((len(configs), n_sym, width), dtype=dtype)
            for name, dtype in CONFIG_OUTPUTS.items()}
     out["family_signals"] = np.empty((n_family_sets, n_sym, N_FAMILIES, width), dtype=np.int8)
-    out["family_equities"] = np.empty((n_family_sets, n_sym, N_FAMILIES, width))
     out["family_average"] = np.empty((n_family_sets, n_sym, width))
     family_set = np.empty(len(configs), dtype=np.int64)
     counts = np.zeros(5, dtype=np.int64)
@@ -493,7 +523,7 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
         index=work0.index, backend=engine,
         direction_code=out["direction"], long_events=out["long_events"],
         short_events=out["short_events"], family_set=family_set,
-        family_outputs=(out["family_signals"], out["family_equities"], out["family_average"]),
+        family_outputs=(out["family_signals"], out["family_average"]),
         work=dict(zip(("moving_averages", "window_passes", "layer1_equities", "layer2",
                        "final"), (int(c) for c in counts))),
         inputs=sweep_inputs, input_of=input_of,

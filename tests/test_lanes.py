@@ -182,12 +182,12 @@ def test_the_sweep_lane_loops_are_vectorised():
     a member kernel, 7 in the sums; scalar code has none)."""
     import numba
 
-    from cpu_fallback import backend, lanes, sweep_lanes
+    from cpu_fallback import backend, sweep_lanes
 
     kernels = sweep_lanes.build_sweep_lanes(
         backend.cores, backend._mul, numba.njit(error_model="numpy"),
         numba.njit(error_model="numpy", forceinline=True))
-    n_bars, n_lanes = 10, lanes.LANES
+    n_bars, n_lanes = 10, sweep_lanes.SWEEP_LANES
     f2, f3 = np.zeros((n_bars, n_lanes)), np.zeros((3, n_bars, n_lanes))
     i1, fl1 = np.zeros(3, dtype=np.int64), np.zeros(3)
     member = kernels["member_lanes"]

@@ -141,9 +141,9 @@ def test_outputs_are_stored_once_per_family_set_in_exact_codes():
     close = universe()
     res = quiet_sweep(close, {**SMALL, "weights": [1.0, 2.0], "long_threshold": [0.1, 0.2, 0.3]},
                       backend="cpu")
-    xs, ss, avg = res.family_outputs
-    assert xs.dtype == res.direction_code.dtype == np.int8 and ss.dtype == avg.dtype == float
-    assert xs.shape[0] == ss.shape[0] == avg.shape[0] == 2  # six configurations, two sets
+    xs, avg = res.family_outputs
+    assert xs.dtype == res.direction_code.dtype == np.int8 and avg.dtype == float
+    assert xs.shape[0] == avg.shape[0] == 2  # six configurations, two sets
     np.testing.assert_array_equal(res.family_set, [0, 0, 0, 1, 1, 1])
     assert set(np.unique(res.direction_code)) == {-1, 0, 1}
     assert ((xs == SIGNAL_NAN) | (np.abs(xs) <= 100)).all() and (xs == SIGNAL_NAN).any()
@@ -152,6 +152,10 @@ def test_outputs_are_stored_once_per_family_set_in_exact_codes():
         np.testing.assert_array_equal(res.average_signal[i], ref[i].average_signal)
         np.testing.assert_array_equal(res.direction[i], ref[i].direction)
         np.testing.assert_array_equal(res.family_signals[i], ref[i].family_signals)
+        # S_k, not stored, derived from the stored X_k
+        np.testing.assert_array_equal(res.family_equities[i], ref[i].family_equities)
+        np.testing.assert_array_equal(res.set_equities(res.family_set[i]),
+                                      ref[i].family_equities)
     # every code decodes to the bits the reference's round2 gives on its way to that value
     codes = np.arange(-100, 101).astype(np.int8)
     want = np.array([round2((r + f) / 100) for r, f in zip(range(-100, 101), [0.3, -0.2] * 101)])
