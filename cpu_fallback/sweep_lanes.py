@@ -52,12 +52,12 @@ def tile_bars(n_rows: int) -> int:
     return max(64, min(128, 1 << max(fit.bit_length() - 1, 0)))
 
 
-#: Symbols per sweep block: two AVX-512 vectors of float64 (four AVX2 ones). Wider blocks
-#: spread each key's fixed cost per bar over more symbols (see
-#: :data:`cpu_fallback.lanes.LANES`), but a sweep keeps a tile of every key's q and E rows
-#: (564 on the lengths grid), which at 32 lanes no longer stays in cache: the lengths grid's
-#: stages took 48.5 ms per 8 symbols at 8 lanes, 42.7 at 16 and 50.5 at 32.
-SWEEP_LANES = 16
+#: Symbols per sweep block: two AVX2 vectors of float64 (one AVX-512 vector). Narrower than
+#: ``compute_atc``'s blocks (:data:`cpu_fallback.lanes.LANES`): a sweep keeps a tile of every
+#: key's q and E rows (564 on the lengths grid), which wider blocks push out of cache. On the
+#: lengths grid, 500 symbols on two threads took 2.2-2.7 s at 8 lanes and 2.9-3.3 s at 16
+#: (one thread alone, the stages were 12% faster at 16).
+SWEEP_LANES = 8
 
 #: Most q keys one ``member_lanes`` call steps together (their state is on the stack): a window
 #: batch's nine lengths under four tie rules. A batch with more keys takes more calls.
