@@ -52,6 +52,7 @@ STEP_BARS = 8
 #: reference the tests compare the lane blocks with (the same bits, slower).
 USE_LANES = True
 
+
 def _scratch_doubles_per_bar(separate_source):
     # A lane block's close, time-major (and its source, when it is not the close), in the
     # same memory as the few-bar path's nine window values (:func:`_scratch`).

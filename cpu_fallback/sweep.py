@@ -4,15 +4,15 @@ per thread.
 Symbols are sorted by their listing bar and cut into blocks of
 :data:`~cpu_fallback.sweep_lanes.SWEEP_LANES` listed on the same bar (a sweep block has no
 few-bar path to bring later listings up; a universe on one calendar makes full blocks). Each
-thread runs one block through every stage of a :class:`~gpu_trend.sweep_plan.SweepPlan`, each
-a kernel of :mod:`cpu_fallback.sweep_lanes`: the returns of each growth row; per batch one shared window
-pass and, for each of its q keys, q and the equity of the key's primary slot (``q_e``) in one
-pass, as in a single configuration's run; the Layer-1 equity of every other distinct equity
-key (only on grids over λ, decay or cutout); then member set by member set, its Layer-2 sums
-N and D and, for every family set that reads it, X_k and S_k; last, family set by family set,
-its Average_Signal and the direction of every configuration that has it. Each lane performs
-the cores' arithmetic on the inputs :func:`cpu_fallback.backend.run_cpu` gives them for a
-single configuration, so the outputs are the same bits.
+thread runs one block through every stage of a :class:`~gpu_trend.sweep_plan.SweepPlan`, each a
+kernel of :mod:`cpu_fallback.sweep_lanes`: the returns of each growth row; per batch one shared
+window pass and, for each of its q keys, q and the equity of the key's primary slot (``q_e``)
+in one pass, as in a single configuration's run; the Layer-1 equity of every other distinct
+equity key (only on grids over λ, decay or cutout); then member set by member set, its Layer-2
+sums N and D and, for every family set that reads it, X_k and S_k; last, family set by family
+set, its Average_Signal and the direction of every configuration that has it. Each lane
+performs the cores' arithmetic on the inputs :func:`cpu_fallback.backend.run_cpu` gives them
+for a single configuration, so the outputs are the same bits.
 
 Equities are computed per distinct (q, λ, decay, cutout), not per member slot: on a grid
 over lengths and robustness most slots repeat a member another set has. Average_Signal is
