@@ -76,7 +76,6 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
     def kernel(src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
                e_cut, e_d, mst, q_t, e_t):
         st = numba.carray(_stack(n_state, lanes), (n_state, lanes))
-        bar = numba.carray(_stack(2, lanes), (2, lanes))
         acc = numba.carray(_stack(2, lanes), (2, lanes))
         sums = numba.carray(_stack(n_sums, lanes), (n_sums, lanes))
         by_len = numba.carray(_stack(n_members, 1), n_members)
@@ -89,7 +88,6 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
         for r in range(n_sums):
             for k in range(lanes):
                 sums[r, k] = 0.0  # read (and discarded) before a window is full
-        q_now, e_now = bar[0], bar[1]
         for t in range(ta, tb):
             tau = float(t - t0)
             if window:
