@@ -33,7 +33,7 @@ from cpu_fallback.backend import _inline_jit, _jit, _mul, _parallel_guard, cores
 from cpu_fallback.sweep_lanes import KEYS, SWEEP_LANES, build_sweep_lanes, tile_bars
 from gpu_trend.cores import DEMA, EMA, FLOOR, MEMBER_STATE, N_FAMILIES
 from gpu_trend.memory import F8, Footprint
-from gpu_trend.sweep_plan import SIGNAL_NAN
+from gpu_trend.sweep_plan import decode_signals
 
 MEMORY = "host"
 #: Columns of ``counts``: what one call of each stage computes.
@@ -208,14 +208,18 @@ def run_block(close, source, starts, plan, out, rows):
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def _layer2_equities(codes, close, starts, growth, cutout, w, d, out):
+def _layer2_equities(close, starts, growth, cutout, w, d, xs):
+    # `xs` holds X_k and is overwritten with S_k, bar by bar (a bar's X is read before its S
+    # is written; the equity reads the bar before's X, kept in x_prev).
     n_sym, n = close.shape
     for s in numba.prange(n_sym):
         t0 = min(starts[s], n)
+        r = np.empty(n)
+        cores.returns_row(close[s], growth, t0, t0, r)  # as block_returns gives them
         for fam in range(N_FAMILIES):
             w0 = w[fam] if w[fam] > FLOOR else FLOOR
             x_prev, a, e = cores.fresh_layer2()
-            row, x_row = out[s, fam], codes[s, fam]
+            row = xs[s, fam]
             for t in range(t0):
                 row[t] = math.nan
             for t in range(t0, n):
@@ -223,12 +227,9 @@ def _layer2_equities(codes, close, starts, growth, cutout, w, d, out):
                 if tau < cutout:  # Layer 2 holds still (NaN out) before the cutout
                     row[t] = math.nan
                     continue
-                # Cores.return_at from the listing bar on (block_returns)
-                r = math.nan if t == t0 else cores.growth_return(close[s, t], close[s, t - 1],
-                                                                 growth[t - t0])
-                a, e = cores.equity_step(e, a, r, x_prev, tau == cutout, w0, d)
-                code = x_row[t]
-                x_prev = math.nan if code == SIGNAL_NAN else code / 100.0 + 0.0
+                x = row[t]
+                a, e = cores.equity_step(e, a, r[t], x_prev, tau == cutout, w0, d)
+                x_prev = x
                 row[t] = e
 
 
@@ -258,9 +259,9 @@ def layer2_equities(codes, close, starts, growth, cutout, weights, decay):
     -------
     (S, 6, W) float64
     """
-    out = np.empty(codes.shape)
+    out = decode_signals(codes)  # X_k, which the kernel turns into S_k in place
     with _parallel_guard():
-        _layer2_equities(codes, np.ascontiguousarray(close, dtype=np.float64),
+        _layer2_equities(np.ascontiguousarray(close, dtype=np.float64),
                          np.asarray(starts, dtype=np.int64), growth, cutout,
                          np.asarray(weights, dtype=np.float64), decay, out)
     return out
