@@ -24,10 +24,11 @@ What makes the loops vectorise, found by reading the compiled code (``benchmarks
   select of addresses, which LLVM's cost model rejects.
 * The one-bar steps are forced inline (``step_jit`` of :func:`gpu_trend.cores.build_cores`): a
   call left in a lane loop stops the vectoriser.
-* A block starts when all its lanes are listed: holding a lane's state still through a select
-  of its old value became masked stores (``vmaskmovpd``, slow on AMD's cores). LLVM still
-  makes a few of them from the steps' own conditional updates (an EMA's seed sum); a
-  prototype that double-buffered the state had none and was no faster.
+* No lane loop stores a value back where it read it unless every lane changes it: LLVM turns
+  such a store into a masked one (``vmaskmovpd``), which AMD's cores run as microcode. A block
+  starts when all its lanes are listed (no lane holds still), and the state fields a bar
+  updates on some lanes only are double-buffered (:func:`flipped`): without the masked
+  stores, the member loop takes 0.93× the time.
 
 Each lane must compute every bar of the block's range: the driver
 (:func:`cpu_fallback.backend.run_cpu`) brings lanes whose histories start later up to the
@@ -51,6 +52,23 @@ from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, LAYER2_STATE
 #: ``compute_atc`` at 1,000 × 1,500 took 0.84× the time of 8 lanes at 16, 0.72× at 32 and
 #: 0.85× at 64, whose state no longer fits the first-level cache (benchmarks/RESULTS.md).
 LANES = 32
+
+
+
+def flipped(fam):
+    """The member state fields of family ``fam`` that a bar updates on some lanes only: an
+    EMA's seed sum and seed, DEMA's second EMA's too, the crossover signal and the stale return.
+
+    A lane loop that stores such a field back where it read it stores it only where it
+    changed, and LLVM makes that a masked store (``vmaskmovpd``: 42 micro-ops and a 12-cycle
+    throughput on AMD's Zen 3, against one for a plain store). So each of these fields has two
+    copies, in two stack buffers: a bar reads one and writes the other (every lane: a plain
+    store), and the next bar the other way round. Two buffers, not two rows of one, so that
+    LLVM knows the rows read and written never overlap.
+    """
+    seeds = {EMA: (M_ACC, M_Y), DEMA: (M_ACC, M_Y, M_ACC2, M_Y2)}.get(fam, ())
+    return seeds + (M_Q, M_A)
+
 
 _N_ROWS = N_MEMBERS * MEMBER_STATE + LAYER2_STATE  # a family's state rows: members, then Layer 2
 _L2 = N_MEMBERS * MEMBER_STATE                      # where the Layer-2 rows start
@@ -138,25 +156,35 @@ def member_lane_step(cores, fam, inline_jit):
     """One lane's bar of a member of family ``fam``, forced inline: both lane kernels (this
     module's and :mod:`cpu_fallback.sweep_lanes`) step their members through it.
 
-    Returns ``(state_rows, step)``. ``state_rows(st, b)`` is the member's 11 state rows of the
-    stack buffer ``st`` from row ``b`` (views taken outside the lane loop: an index computed
-    in it is not provably non-negative, see the module docstring). ``step(rows, k, x, c, lag,
-    ws, wt, tau, length, alpha, tie, r, cutout, d)`` runs lane ``k``'s bar (source ``x``,
-    close ``c``, KAMA's lagged source ``lag``, the window sums ``ws``/``wt``, the bar's
-    return ``r``): ``Cores.ma_step``, ``cross_step`` and ``member_equity`` in the cores' order,
-    the new state stored in the rows; it returns (MA, q, E).
+    Returns ``(state_rows, step)``. ``state_rows(keep, rd, wr, b)`` is the member's state rows
+    from row ``b`` of three stack buffers (in each, row ``b + f`` for field f): its 11 fields
+    where the bar reads them, then where it writes the six that may flip: the family's
+    :func:`flipped` fields from ``rd`` and to ``wr``, the others from and to ``keep``. Views
+    are taken outside the lane loop: an index computed in it is not provably non-negative, see
+    the module docstring. ``step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r,
+    cutout, d)`` runs lane ``k``'s bar (source ``x``, close ``c``, KAMA's lagged source
+    ``lag``, the window sums ``ws``/``wt``, the bar's return ``r``): ``Cores.ma_step``,
+    ``cross_step`` and ``member_equity`` in the cores' order, the new state stored in the rows;
+    it returns (MA, q, E).
     """
     window = fam != EMA and fam != DEMA
+    seeds = fam == EMA or fam == DEMA  # whether acc and y flip
+    dema = fam == DEMA                 # whether acc2 and y2 flip
 
     @inline_jit
-    def state_rows(st, b):
-        return (st[b + M_ACC], st[b + M_Y], st[b + M_ACC2], st[b + M_Y2], st[b + M_KAMA],
-                st[b + M_Q], st[b + M_GT], st[b + M_LT], st[b + M_OK], st[b + M_A],
-                st[b + M_E])
+    def state_rows(keep, rd, wr, b):
+        a_r, a_w = (rd, wr) if seeds else (keep, keep)
+        b_r, b_w = (rd, wr) if dema else (keep, keep)
+        return (a_r[b + M_ACC], a_r[b + M_Y], b_r[b + M_ACC2], b_r[b + M_Y2], keep[b + M_KAMA],
+                rd[b + M_Q], keep[b + M_GT], keep[b + M_LT], keep[b + M_OK], rd[b + M_A],
+                keep[b + M_E],
+                a_w[b + M_ACC], a_w[b + M_Y], b_w[b + M_ACC2], b_w[b + M_Y2], wr[b + M_Q],
+                wr[b + M_A])
 
     @inline_jit
     def step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r, cutout, d):
-        s_acc, s_y, s_acc2, s_y2, s_kama, s_q, s_gt, s_lt, s_ok, s_a, s_e = rows
+        (s_acc, s_y, s_acc2, s_y2, s_kama, s_q, s_gt, s_lt, s_ok, s_a, s_e,
+         w_acc, w_y, w_acc2, w_y2, w_q, w_a) = rows
         m_pre = math.nan
         x_lag = math.nan
         if window:
@@ -171,16 +199,16 @@ def member_lane_step(cores, fam, inline_jit):
         q, gt, lt, ok = cores.cross_step(m, c, tie, q_prev, s_gt[k] != 0.0, s_lt[k] != 0.0,
                                          s_ok[k] != 0.0)
         a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r, q_prev, d)
-        s_acc[k] = acc_
-        s_y[k] = y
-        s_acc2[k] = acc2
-        s_y2[k] = y2
+        w_acc[k] = acc_
+        w_y[k] = y
+        w_acc2[k] = acc2
+        w_y2[k] = y2
         s_kama[k] = k_prev
-        s_q[k] = q
+        w_q[k] = q
         s_gt[k] = 1.0 if gt else 0.0
         s_lt[k] = 1.0 if lt else 0.0
         s_ok[k] = 1.0 if ok else 0.0
-        s_a[k] = a
+        w_a[k] = a
         s_e[k] = e
         return m, q, e
 
@@ -193,13 +221,51 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
     window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
     state_rows, step = member_lane_step(cores, fam, inline_jit)
     n_rows, n_bar, lanes, n_sums, n_members = _N_ROWS, _N_BAR, LANES, 2 * N_MEMBERS, N_MEMBERS
+    flip = flipped(fam)
+
+    @inline_jit
+    def member_bar(rows_i, x_now, c_now, lag, ws_i, wt_i, tf, start, length, alpha, tie, r_now,
+                   cutout, d, bar, n_lanes):
+        # A member's bar on every lane: its MA, q and E into `bar`, q·E and E added to N, D.
+        num, den, ma_out, q_out, e_out = bar[_NUM], bar[_DEN], bar[_MA], bar[_Q], bar[_E]
+        for k in range(n_lanes):
+            tau = tf - start[k]
+            m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau, length,
+                           alpha, tie, r_now[k], cutout, d)
+            ma_out[k] = m
+            q_out[k] = q
+            e_out[k] = e
+            num[k] += mul(q, e)
+            den[k] += e
+
+    @inline_jit
+    def layer2_bar(rd, wr, tf, start, cutout, w0, d, bar, n_lanes):
+        # Layer 2's bar on every lane, its state read from `rd` and written to `wr`.
+        num, den, x_out, s_out, r_now = bar[_NUM], bar[_DEN], bar[_X], bar[_S], bar[_R]
+        l_x, l_a, l_s = rd[_L2 + L_X], rd[_L2 + L_A], rd[_L2 + L_S]
+        n_x, n_a, n_s = wr[_L2 + L_X], wr[_L2 + L_A], wr[_L2 + L_S]
+        for k in range(n_lanes):
+            tau = tf - start[k]
+            x0, a0, s0 = l_x[k], l_a[k], l_s[k]
+            x, a, s = cores.layer2_step(num[k], den[k], tau == cutout, s0, a0, r_now[k], x0, w0,
+                                        d)
+            live = tau >= cutout  # Layer 2 holds still (NaN out) before the cutout
+            n_x[k] = x if live else x0
+            n_a[k] = a if live else a0
+            n_s[k] = s if live else s0
+            x_out[k] = x if live else math.nan
+            s_out[k] = s if live else math.nan
 
     @jit
     def kernel(src_t, close_t, growth, first, start, t0, n, lens, cutout, d, tie, w, n_real,
                syms, rows, mst, lst, xs, ss, want, mma, msig, meq):
         # The block's state rows: `rows[k]` of `mst` / `lst` for lane k (lanes past n_real repeat
-        # a real lane and write nothing); outputs go to symbol `syms[k]`.
-        st = numba.carray(_stack(n_rows, lanes), (n_rows, lanes))
+        # a real lane and write nothing); outputs go to symbol `syms[k]`. On the stack, in three
+        # buffers of the same layout: the flipped fields and Layer 2 in `even` (read on even bars,
+        # written on odd ones) and `odd` (the other way round), the other fields in `keep`.
+        keep = numba.carray(_stack(n_rows, lanes), (n_rows, lanes))
+        even = numba.carray(_stack(n_rows, lanes), (n_rows, lanes))
+        odd = numba.carray(_stack(n_rows, lanes), (n_rows, lanes))
         bar = numba.carray(_stack(n_bar, lanes), (n_bar, lanes))
         acc = numba.carray(_stack(2, lanes), (2, lanes))
         sums = numba.carray(_stack(n_sums, lanes), (n_sums, lanes))
@@ -209,18 +275,21 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
         for k in range(lanes):
             for i in range(N_MEMBERS):
                 for f in range(MEMBER_STATE):
-                    st[i * MEMBER_STATE + f, k] = mst[rows[k], col + i, f]
+                    into = even if f in flip else keep
+                    into[i * MEMBER_STATE + f, k] = mst[rows[k], col + i, f]
             for f in range(LAYER2_STATE):
-                st[_L2 + f, k] = lst[rows[k], fam, f]
+                even[_L2 + f, k] = lst[rows[k], fam, f]
         maxlen = by_length(lens, by_len)
         for r in range(n_sums):
             for k in range(lanes):
                 sums[r, k] = 0.0  # read (and discarded) before a window is full
         w0 = w if w > FLOOR else FLOOR
-        num, den, x_out, s_out = bar[_NUM], bar[_DEN], bar[_X], bar[_S]
-        ma_out, q_out, e_out, r_now = bar[_MA], bar[_Q], bar[_E], bar[_R]
+        x_out, s_out, ma_out, q_out, e_out, r_now = (bar[_X], bar[_S], bar[_MA], bar[_Q],
+                                                     bar[_E], bar[_R])
+        num, den = bar[_NUM], bar[_DEN]
         for t in range(t0, n):
             tf = float(t)
+            is_odd = (t - t0) % 2 == 1
             if window:
                 window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), by_len, lens,
                             sums, acc, n_lanes)
@@ -238,42 +307,35 @@ def _family_kernel(cores, mul, jit, inline_jit, fam):
                 ws_i = sums[2 * i]
                 wt_i = sums[2 * i + 1]
                 lag = src_t[max(t - length, 0)]
-                rows_i = state_rows(st, i * MEMBER_STATE)
-                for k in range(n_lanes):
-                    tau = tf - start[k]
-                    m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau,
-                                   length, alpha, tie, r_now[k], cutout, d)
-                    ma_out[k] = m
-                    q_out[k] = q
-                    e_out[k] = e
-                    num[k] += mul(q, e)
-                    den[k] += e
+                b = i * MEMBER_STATE
+                # Two calls, each with its buffers known (not picked at run time), so that LLVM
+                # sees the rows read and written are in different buffers.
+                if is_odd:
+                    member_bar(state_rows(keep, odd, even, b), x_now, c_now, lag, ws_i, wt_i,
+                               tf, start, length, alpha, tie, r_now, cutout, d, bar, n_lanes)
+                else:
+                    member_bar(state_rows(keep, even, odd, b), x_now, c_now, lag, ws_i, wt_i,
+                               tf, start, length, alpha, tie, r_now, cutout, d, bar, n_lanes)
                 if want:
                     for k in range(n_real):
                         mma[syms[k], col + i, t] = ma_out[k]
                         msig[syms[k], col + i, t] = q_out[k]
                         meq[syms[k], col + i, t] = e_out[k]
-            l_x, l_a, l_s = st[_L2 + L_X], st[_L2 + L_A], st[_L2 + L_S]
-            for k in range(n_lanes):
-                tau = tf - start[k]
-                x0, a0, s0 = l_x[k], l_a[k], l_s[k]
-                x, a, s = cores.layer2_step(num[k], den[k], tau == cutout, s0, a0, r_now[k], x0,
-                                            w0, d)
-                live = tau >= cutout  # Layer 2 holds still (NaN out) before the cutout
-                l_x[k] = x if live else x0
-                l_a[k] = a if live else a0
-                l_s[k] = s if live else s0
-                x_out[k] = x if live else math.nan
-                s_out[k] = s if live else math.nan
+            if is_odd:
+                layer2_bar(odd, even, tf, start, cutout, w0, d, bar, n_lanes)
+            else:
+                layer2_bar(even, odd, tf, start, cutout, w0, d, bar, n_lanes)
             for k in range(n_real):
                 xs[syms[k], fam, t] = x_out[k]
                 ss[syms[k], fam, t] = s_out[k]
+        last = odd if (n - t0) % 2 == 1 and n > t0 else even  # where a next bar would read
         for k in range(n_real):
             for i in range(N_MEMBERS):
                 for f in range(MEMBER_STATE):
-                    mst[rows[k], col + i, f] = st[i * MEMBER_STATE + f, k]
+                    b = i * MEMBER_STATE + f
+                    mst[rows[k], col + i, f] = last[b, k] if f in flip else keep[b, k]
             for f in range(LAYER2_STATE):
-                lst[rows[k], fam, f] = st[_L2 + f, k]
+                lst[rows[k], fam, f] = last[_L2 + f, k]
 
     return kernel
 
