@@ -5,8 +5,11 @@ usage: python benchmarks/ab_rev.py REV [--symbols 1000] [--bars 1500] [--rounds 
 REV's ``gpu_trend`` and ``cpu_fallback`` packages are extracted with ``git archive`` into a
 temporary folder and imported under other names (``gpu_trend_ab`` and ``cpu_fallback_ab``), so
 both engines run in this process on the same prices, one call each per round (the first of the
-two alternating), after a warm-up call that compiles them. Medians and the ratio of medians are printed, and the outputs are
-checked bit for bit: a refactor must not change a value.
+two alternating), after a warm-up call that compiles them. Printed: the medians of wall time
+and of process CPU time (user + system, all threads: less sensitive than wall time to other
+jobs taking the cores of a shared machine), the ratio of medians, and the median of each
+round's ratio (its two calls ran seconds apart). The outputs are checked bit for bit: a
+refactor must not change a value.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import importlib
 import io
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -67,20 +71,30 @@ def main(argv=None) -> int:
             np.testing.assert_array_equal(*(getattr(r, key) for r in results.values()),
                                           err_msg=key)
         times: dict[str, list] = {name: [] for name in engines}
+        cpu: dict[str, list] = {name: [] for name in engines}
         for i in range(args.rounds):
             # Who goes first alternates too, so neither always runs on a warmer cache.
             for name, mod in list(engines.items())[::1 if i % 2 == 0 else -1]:
-                t0 = time.perf_counter()
+                c0, t0 = _cpu_seconds(), time.perf_counter()
                 mod.compute_atc(close, backend="cpu")
                 times[name].append(time.perf_counter() - t0)
-    med = {name: statistics.median(t) for name, t in times.items()}
+                cpu[name].append(_cpu_seconds() - c0)
     print(f"{args.symbols} symbols × {args.bars} bars, {args.rounds} alternating rounds; "
           f"outputs bit-identical")
-    for name, t in med.items():
-        print(f"{name:>12}: median {1e3 * t:8.1f} ms ({1e3 * t / args.symbols:.3f} ms/symbol), "
-              f"min {1e3 * min(times[name]):8.1f} ms")
-    print(f"ratio this tree / {args.rev}: {med['this tree'] / med[args.rev]:.3f}")
+    for label, data in (("wall", times), ("CPU", cpu)):
+        med = {name: statistics.median(t) for name, t in data.items()}
+        for name, t in med.items():
+            print(f"{name:>12}: {label} median {1e3 * t:8.1f} ms "
+                  f"({1e3 * t / args.symbols:.3f} ms/symbol), min {1e3 * min(data[name]):8.1f} ms")
+        rounds = statistics.median(a / b for a, b in zip(data["this tree"], data[args.rev]))
+        print(f"{label} ratio this tree / {args.rev}: {med['this tree'] / med[args.rev]:.3f} "
+              f"(median of the rounds' ratios {rounds:.3f})")
     return 0
+
+
+def _cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 if __name__ == "__main__":

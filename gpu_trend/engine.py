@@ -814,7 +814,7 @@ def compute_atc(close, config=None, *, source=None, backend="auto", members=Fals
 
 def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limit=None,
              backend="auto", members=False, symbols=None, on_device=None, calendar="own",
-             progress=None):
+             progress=None, reuse_outputs=False):
     """ATC for a universe, one :class:`ATCResult` per chunk of consecutive symbols.
 
     For universes whose outputs need not all be held at once: reduce or write
@@ -840,6 +840,14 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
     progress : bool, optional
         Show a progress bar over the symbols (``tqdm.auto``: a widget in a
         notebook). Default: in a notebook or when stderr is a terminal. False: never.
+    reuse_outputs : bool, default False
+        Compute every chunk into the first chunk's output arrays (row slices
+        of them), as NumPy's ``out=`` would: each chunk's results are
+        overwritten by the next one's, so keep only what you reduce from
+        them (``res.latest()``), not the result itself. It spares the fresh
+        memory each chunk's outputs take otherwise: about 157 KB a symbol at
+        1,500 bars, which the operating system must zero and map on first
+        use.
 
     Yields
     ------
@@ -860,8 +868,16 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
     n_bars = work.shape[1]
     xp_out = work.output_module()
 
+    held = {}
+
     def fresh(start, stop):
-        return outputs.allocate(xp_out, stop - start, n_bars, work.members)
+        n = stop - start
+        if not reuse_outputs:
+            return outputs.allocate(xp_out, n, n_bars, work.members)
+        if not held or len(held["average_signal"]) < n:
+            held.clear()
+            held.update(outputs.allocate(xp_out, n, n_bars, work.members))
+        return {name: a[:n] for name, a in held.items()}
 
     with display.progress_bar(work.shape[0], "ATC", progress) as bar:
         for start, stop, out in work.blocks(plan, starts, fresh):

@@ -529,9 +529,10 @@ def _latest_rows(
     if cfg.nan_policy == "skip":
         cfg = dataclasses.replace(cfg, nan_policy="raise")
     while len(names):
+        # Only each chunk's latest() rows are kept: one set of outputs serves every chunk.
         chunks = iter_atc(close, cfg, backend=backend, chunk_symbols=chunk_symbols,
                           memory_limit=memory_limit, on_device=on_device, symbols=names,
-                          progress=False)  # the scan draws its own bar
+                          progress=False, reuse_outputs=True)  # the scan draws its own bar
         try:
             with _recorded(caught):
                 res = next(chunks, None)

@@ -370,6 +370,24 @@ def test_iter_atc_equals_compute_atc(members, chunk):
     pd.testing.assert_frame_equal(latest, want.latest())
 
 
+@pytest.mark.parametrize("members", [False, True])
+def test_iter_atc_reusing_its_outputs_computes_each_chunk_into_the_first_ones_arrays(members):
+    close = universe(n_sym=10)
+    want = gpu_trend.compute_atc(close, SMALL, members=members, **CPU)
+    first, seen = None, []
+    for res in gpu_trend.iter_atc(close, SMALL, members=members, chunk_symbols=4,
+                                  reuse_outputs=True, **CPU):
+        lo = sum(seen)
+        for key in OUTPUTS + (MEMBERS if members else ()):
+            np.testing.assert_array_equal(getattr(res, key),
+                                          getattr(want, key)[lo:lo + res.n_symbols], err_msg=key)
+        first = first if first is not None else res.average_signal
+        # the last chunk (2 symbols) is the first rows of the same memory
+        assert np.shares_memory(res.average_signal, first)
+        seen.append(res.n_symbols)
+    assert seen == [4, 4, 2]
+
+
 def test_iter_atc_on_a_wide_frame_keeps_labels():
     close = universe(n_sym=9)
     idx = pd.date_range("2024-01-01", periods=close.shape[1], freq="h", name="time")

@@ -248,7 +248,8 @@ def test_the_scan_computes_through_iter_atc_with_its_budget(universe, monkeypatc
                memory_limit="1GiB")
     assert len(seen) == 1 and sorted(seen[0]["symbols"]) == sorted(GOOD)
     assert {k: v for k, v in seen[0].items() if k != "symbols"} == dict(
-        backend="cpu", chunk_symbols=3, memory_limit="1GiB", on_device=False, progress=False)
+        backend="cpu", chunk_symbols=3, memory_limit="1GiB", on_device=False, progress=False,
+        reuse_outputs=True)
     want = direct(universe.close, GOOD)
     np.testing.assert_array_equal(res.all.loc[want.index, "average_signal"],
                                   want["average_signal"])
