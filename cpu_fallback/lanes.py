@@ -159,7 +159,8 @@ def member_lane_step(cores, fam, inline_jit):
     Returns ``(state_rows, step)``. ``state_rows(keep, rd, wr, b)`` is the member's state rows
     from row ``b`` of three stack buffers (in each, row ``b + f`` for field f): its 11 fields
     where the bar reads them, then where it writes the six that may flip: the family's
-    :func:`flipped` fields from ``rd`` and to ``wr``, the others from and to ``keep``. Views
+    :func:`flipped` fields from ``rd`` and to ``wr``, the others from and to ``keep`` (all
+    three one buffer: every field read and written in place). Views
     are taken outside the lane loop: an index computed in it is not provably non-negative, see
     the module docstring. ``step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r,
     cutout, d)`` runs lane ``k``'s bar (source ``x``, close ``c``, KAMA's lagged source

@@ -36,7 +36,7 @@ import math
 
 import numba
 
-from cpu_fallback.lanes import _stack, by_family, flipped, member_lane_step, window_pass_lanes
+from cpu_fallback.lanes import _stack, by_family, member_lane_step, window_pass_lanes
 from gpu_trend.cores import DEMA, EMA, FLOOR, KAMA, MEMBER_STATE, N_FAMILIES, N_MEMBERS
 from gpu_trend.sweep_plan import SIGNAL_NAN
 
@@ -69,43 +69,27 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
     window = fam != EMA and fam != DEMA
     window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
     state_rows, step = member_lane_step(cores, fam, inline_jit)
-    flip = flipped(fam)
     n_state, lanes = KEYS * MEMBER_STATE, SWEEP_LANES
     n_sums, n_members = 2 * N_MEMBERS, N_MEMBERS
-
-    @inline_jit
-    def key_bar(rows_i, x_now, c_now, lag, ws_i, wt_i, tau, length, alpha, tie, r_now, cutout, d,
-                q_out, e_out, n_lanes):
-        for k in range(n_lanes):
-            m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau, length,
-                           alpha, tie, r_now[k], cutout, d)
-            q_out[k] = q
-            e_out[k] = e
 
     @jit
     def kernel(src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
                e_cut, e_d, mst, q_t, e_t):
-        # The keys' state on the stack as in cpu_fallback.lanes: the flipped fields in `even`
-        # (read on even bars from ta) and `odd`, the others in `keep`.
-        keep = numba.carray(_stack(n_state, lanes), (n_state, lanes))
-        even = numba.carray(_stack(n_state, lanes), (n_state, lanes))
-        odd = numba.carray(_stack(n_state, lanes), (n_state, lanes))
+        st = numba.carray(_stack(n_state, lanes), (n_state, lanes))
         acc = numba.carray(_stack(2, lanes), (2, lanes))
         sums = numba.carray(_stack(n_sums, lanes), (n_sums, lanes))
         by_len = numba.carray(_stack(n_members, 1), n_members)
         n_lanes = src_t.shape[1]
         for i in range(hi - lo):
             for f in range(MEMBER_STATE):
-                into = even if f in flip else keep
                 for k in range(lanes):
-                    into[i * MEMBER_STATE + f, k] = mst[lo + i, f, k]
+                    st[i * MEMBER_STATE + f, k] = mst[lo + i, f, k]
         maxlen = by_length(lens, by_len)
         for r in range(n_sums):
             for k in range(lanes):
                 sums[r, k] = 0.0  # read (and discarded) before a window is full
         for t in range(ta, tb):
             tau = float(t - t0)
-            is_odd = (t - ta) % 2 == 1
             if window:
                 window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), by_len, lens,
                             sums, acc, n_lanes)
@@ -122,20 +106,20 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
                 ws_i = sums[2 * q_row[kk]]
                 wt_i = sums[2 * q_row[kk] + 1]
                 lag = src_t[max(t - length, 0)]
-                b = i * MEMBER_STATE
+                # Read and written in place, unlike cpu_fallback.lanes' double buffer: with
+                # 8 lanes (two vectors a key) its extra views and second loop cost more than
+                # the masked stores it saves (the lengths sweep took 1.06-1.12x the time with it).
+                rows_i = state_rows(st, st, st, i * MEMBER_STATE)
                 q_out, e_out = q_t[kk, t - ta], e_t[j, t - ta]
-                if is_odd:  # two calls, each with its buffers known (see lanes.member_bar)
-                    key_bar(state_rows(keep, odd, even, b), x_now, c_now, lag, ws_i, wt_i, tau,
-                            length, alpha, tie, r_now, cutout, d, q_out, e_out, n_lanes)
-                else:
-                    key_bar(state_rows(keep, even, odd, b), x_now, c_now, lag, ws_i, wt_i, tau,
-                            length, alpha, tie, r_now, cutout, d, q_out, e_out, n_lanes)
-        last = odd if (tb - ta) % 2 == 1 else even  # where a next bar would read
+                for k in range(n_lanes):
+                    m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau,
+                                   length, alpha, tie, r_now[k], cutout, d)
+                    q_out[k] = q
+                    e_out[k] = e
         for i in range(hi - lo):
             for f in range(MEMBER_STATE):
-                into = last if f in flip else keep
                 for k in range(lanes):
-                    mst[lo + i, f, k] = into[i * MEMBER_STATE + f, k]
+                    mst[lo + i, f, k] = st[i * MEMBER_STATE + f, k]
 
     return kernel
 
