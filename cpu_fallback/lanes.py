@@ -27,8 +27,8 @@ What makes the loops vectorise, found by reading the compiled code (``benchmarks
 * No lane loop stores a value back where it read it unless every lane changes it: LLVM turns
   such a store into a masked one (``vmaskmovpd``), which AMD's cores run as microcode. A block
   starts when all its lanes are listed (no lane holds still), and the state fields a bar
-  updates on some lanes only are double-buffered (:func:`flipped`): without the masked
-  stores, the member loop takes 0.93× the time.
+  updates on some lanes only are double-buffered (:func:`flipped`): without its masked
+  stores, ``compute_atc`` took 0.82–0.93× the time (``benchmarks/RESULTS.md``).
 
 Each lane must compute every bar of the block's range: the driver
 (:func:`cpu_fallback.backend.run_cpu`) brings lanes whose histories start later up to the
@@ -54,7 +54,6 @@ from gpu_trend.cores import (DEMA, EMA, FLOOR, KAMA, L_A, L_S, L_X, LAYER2_STATE
 LANES = 32
 
 
-
 def flipped(fam):
     """The member state fields of family ``fam`` that a bar updates on some lanes only: an
     EMA's seed sum and seed, DEMA's second EMA's too, the crossover signal and the stale return.
@@ -64,7 +63,8 @@ def flipped(fam):
     throughput on AMD's Zen 3, against one for a plain store). So each of these fields has two
     copies, in two stack buffers: a bar reads one and writes the other (every lane: a plain
     store), and the next bar the other way round. Two buffers, not two rows of one, so that
-    LLVM knows the rows read and written never overlap.
+    LLVM knows the rows read and written never overlap. (The sweep's 8-lane member kernel
+    keeps one buffer: there the copies cost more than they save.)
     """
     seeds = {EMA: (M_ACC, M_Y), DEMA: (M_ACC, M_Y, M_ACC2, M_Y2)}.get(fam, ())
     return seeds + (M_Q, M_A)
@@ -160,9 +160,8 @@ def member_lane_step(cores, fam, inline_jit):
     from row ``b`` of three stack buffers (in each, row ``b + f`` for field f): its 11 fields
     where the bar reads them, then where it writes the six that may flip: the family's
     :func:`flipped` fields from ``rd`` and to ``wr``, the others from and to ``keep`` (all
-    three one buffer: every field read and written in place). Views
-    are taken outside the lane loop: an index computed in it is not provably non-negative, see
-    the module docstring. ``step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r,
+    three one buffer: every field read and written in place). Views are taken outside the
+    lane loop: an index computed in it is not provably non-negative, see the module docstring. ``step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r,
     cutout, d)`` runs lane ``k``'s bar (source ``x``, close ``c``, KAMA's lagged source
     ``lag``, the window sums ``ws``/``wt``, the bar's return ``r``): ``Cores.ma_step``,
     ``cross_step`` and ``member_equity`` in the cores' order, the new state stored in the rows;
