@@ -168,18 +168,23 @@ def member_lane_step(cores, fam, inline_jit):
     it returns (MA, q, E).
     """
     window = fam != EMA and fam != DEMA
-    seeds = fam == EMA or fam == DEMA  # whether acc and y flip
-    dema = fam == DEMA                 # whether acc2 and y2 flip
+    # Whether each field `step` may write to `wr` flips (flipped(fam), the one list of them;
+    # the kernels' copies in and out read it too): compile-time constants, so each view's
+    # buffer is known to LLVM.
+    flip = flipped(fam)
+    assert set(flip) <= {M_ACC, M_Y, M_ACC2, M_Y2, M_Q, M_A}, flip
+    f_acc, f_y, f_acc2, f_y2, f_q, f_a = (f in flip for f in (M_ACC, M_Y, M_ACC2, M_Y2, M_Q,
+                                                               M_A))
 
     @inline_jit
     def state_rows(keep, rd, wr, b):
-        a_r, a_w = (rd, wr) if seeds else (keep, keep)
-        b_r, b_w = (rd, wr) if dema else (keep, keep)
-        return (a_r[b + M_ACC], a_r[b + M_Y], b_r[b + M_ACC2], b_r[b + M_Y2], keep[b + M_KAMA],
-                rd[b + M_Q], keep[b + M_GT], keep[b + M_LT], keep[b + M_OK], rd[b + M_A],
-                keep[b + M_E],
-                a_w[b + M_ACC], a_w[b + M_Y], b_w[b + M_ACC2], b_w[b + M_Y2], wr[b + M_Q],
-                wr[b + M_A])
+        return ((rd if f_acc else keep)[b + M_ACC], (rd if f_y else keep)[b + M_Y],
+                (rd if f_acc2 else keep)[b + M_ACC2], (rd if f_y2 else keep)[b + M_Y2],
+                keep[b + M_KAMA], (rd if f_q else keep)[b + M_Q], keep[b + M_GT],
+                keep[b + M_LT], keep[b + M_OK], (rd if f_a else keep)[b + M_A], keep[b + M_E],
+                (wr if f_acc else keep)[b + M_ACC], (wr if f_y else keep)[b + M_Y],
+                (wr if f_acc2 else keep)[b + M_ACC2], (wr if f_y2 else keep)[b + M_Y2],
+                (wr if f_q else keep)[b + M_Q], (wr if f_a else keep)[b + M_A])
 
     @inline_jit
     def step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r, cutout, d):
