@@ -9,8 +9,8 @@ kernel of :mod:`cpu_fallback.sweep_lanes`: the returns of each growth row; per b
 window pass and, for each of its q keys, q and the equity of the key's primary slot (``q_e``)
 in one pass, as in a single configuration's run; the Layer-1 equity of every other distinct
 equity key (only on grids over λ, decay or cutout); then member set by member set, its Layer-2
-sums N and D and, for every family set that reads it, X_k and S_k; last, family set by family
-set, its Average_Signal and the direction of every configuration that has it. Each lane
+sums N and D and X_k; last, family set by family set, its six S_k and its Average_Signal in
+one pass, and the direction of every configuration that has it. Each lane
 performs the cores' arithmetic on the inputs :func:`cpu_fallback.backend.run_cpu` gives them
 for a single configuration, so the outputs are the same bits.
 
@@ -42,15 +42,15 @@ MA, WINDOW, EQUITY, LAYER2, FINAL = range(len(STAGES))
 
 _k = build_sweep_lanes(cores, _mul, _jit, _inline_jit)
 member_lanes, block_returns, slot_lanes = _k["member_lanes"], _k["block_returns"], _k["slot_lanes"]
-layer2_sums, layer2_lanes = _k["layer2_sums"], _k["layer2_lanes"]
-average_lanes, direction_rows = _k["average_lanes"], _k["direction_rows"]
+layer2_sums, family_set_lanes = _k["layer2_sums"], _k["family_set_lanes"]
+direction_rows = _k["direction_rows"]
 fresh_state, before_listing = _k["fresh_state"], _k["before_listing"]
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")  # as run_cpu's
 def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_lens, b_lo,
                   q_len, q_tie, q_row, q_e, set_q, set_e, e_q, e_g, e_cut, e_d, set_g, set_cut,
-                  set_d, set_lo, use_f, use_fam, f_set, f_w, p_f, p_long, p_short, p_dsrc,
+                  set_d, f_set, f_w, p_f, p_long, p_short, p_dsrc,
                   p_shift, s0, f0, p_row, xs, avg, dirn, longs, shorts, counts, tile):
     """Every stage of a sweep plan for every block of symbols, in parallel over blocks.
 
@@ -70,12 +70,13 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
     r_all = np.empty((n_pool, n_g, n, lanes))
     q_all = np.empty((n_pool, n_q, tile, lanes))
     e_all = np.empty((n_pool, n_e, tile, lanes))
-    nd_all = np.empty((n_pool, 2, tile, lanes))
-    xs_all = np.empty((n_pool, f_set.shape[0], 2 * N_FAMILIES, tile, lanes))
+    x_all = np.empty((n_pool, set_q.shape[0], tile, lanes))
+    code_all = np.empty((n_pool, set_q.shape[0], tile, lanes), np.int8)
+    den_all = np.empty((n_pool, tile, lanes))
     avg_all = np.empty((n_pool, tile, lanes))
     mst_all = np.empty((n_pool, n_q, MEMBER_STATE, lanes))
     sst_all = np.empty((n_pool, n_e, 3, lanes))
-    lst_all = np.empty((n_pool, use_f.shape[0], 3, lanes))
+    lst_all = np.empty((n_pool, f_set.shape[0], N_FAMILIES, 3, lanes))
     dst_all = np.empty((n_pool, p_f.shape[0], 3, lanes))
     for blk in numba.prange(blocks.shape[0] - 1):
         tid = numba.get_thread_id()
@@ -95,7 +96,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                 if separate:
                     src_t[t, k] = src[syms[k], t]
         r_t, q_t, e_t = r_all[tid], q_all[tid], e_all[tid]
-        nd_t, xs_t, avg_t = nd_all[tid], xs_all[tid], avg_all[tid]
+        x_t, code_t, den_t, avg_t = x_all[tid], code_all[tid], den_all[tid], avg_all[tid]
         mst, sst, lst, dst = mst_all[tid], sst_all[tid], lst_all[tid], dst_all[tid]
         for g in range(n_g):
             block_returns(close_t, growth[g], t0, n, r_t[g])
@@ -114,17 +115,15 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                     slot_lanes(q_t[e_q[j]], r_t[e_g[j]], t0, ta, tb, e_cut[j], e_d[j], sst[j],
                                e_t[j])
             for g in range(set_q.shape[0]):
-                layer2_sums(q_t, e_t, set_q[g], set_e[g], tb - ta, nd_t)
-                for u in range(set_lo[g], set_lo[g + 1]):
-                    f, fam = use_f[u], use_fam[u]
-                    layer2_lanes(nd_t, r_t[set_g[g]], t0, ta, tb, set_cut[g], f_w[f, fam],
-                                 set_d[g], lst[u], outs, n_real, f0 + f, fam, xs, xs_t[f])
+                layer2_sums(q_t, e_t, set_q[g], set_e[g], t0, ta, tb - ta, set_cut[g], den_t,
+                            x_t[g], code_t[g])
             for f in range(f_set.shape[0]):
-                average_lanes(xs_t[f], f0 + f, outs, n_real, t0, ta, tb, set_cut[f_set[f, 0]],
-                              avg_t, avg)
+                family_set_lanes(x_t, code_t, f_set[f], r_t, set_g, t0, ta, tb,
+                                 set_cut[f_set[f, 0]], f_w[f], set_d, lst[f], outs, n_real,
+                                 f0 + f, xs, avg_t, avg)
                 for p in range(p_f.shape[0]):
                     if p_f[p] == f:
-                        v_t = avg_t if p_dsrc[p] < 0 else xs_t[f, p_dsrc[p]]
+                        v_t = avg_t if p_dsrc[p] < 0 else x_t[f_set[f, p_dsrc[p]]]
                         direction_rows(v_t, ta, tb, p_shift[p], p_long[p], p_short[p], dst[p],
                                        outs, n_real, p_row[p], dirn, longs, shorts)
         for k in range(n_real):  # what each symbol's stages computed, once
@@ -135,7 +134,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                     c[WINDOW] += calls
                 c[MA] += b_lo[b + 1] - b_lo[b]
             c[EQUITY] += n_e
-            c[LAYER2] += use_f.shape[0]
+            c[LAYER2] += N_FAMILIES * f_set.shape[0]
             c[FINAL] += p_f.shape[0]
 
 
@@ -154,14 +153,14 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
     """Working bytes of a block: each pool thread's rows (the outputs are the caller's).
 
     Time-major, per lane: close and source and the returns of each growth row over every bar;
-    one tile of the q and E rows of every key, of the X and S rows of every family set and of
-    Layer 2's and Average_Signal's rows; the state of every key, equity key, Layer-2 use and
-    configuration.
+    one tile of the q and E rows of every key, of the X row of every member set and of Layer
+    2's D and Average_Signal's rows; the state of every key, equity key, family set's
+    families and configuration.
     ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
     rows = (2 + sizes["growth"]) * max(n_bars, 1)
     keys = sizes["q_keys"] + sizes["equity_keys"]
-    tile = (keys + 2 + 2 * N_FAMILIES * sizes["family_sets"] + 1) * tile_bars(keys)
+    tile = (keys + sizes["member_sets"] + 2) * tile_bars(keys)
     state = (MEMBER_STATE * sizes["q_keys"] + 3 * sizes["equity_keys"]
              + 3 * N_FAMILIES * sizes["family_sets"] + 3 * sizes["configs"])
     return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * SWEEP_LANES
@@ -199,7 +198,7 @@ def run_block(close, source, starts, plan, out, rows):
         run_sweep_cpu(source, close, starts, blocks, order, source is not close, p.growth,
                       p.b_fam, p.b_lens, p.b_lo, p.q_len, p.q_tie, p.q_row, p.q_e, p.set_q,
                       p.set_e, p.e_q, p.e_g, p.e_cut, p.e_d, p.set_g, p.set_cut, p.set_d,
-                      p.set_lo, p.use_f, p.use_fam, p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
+                      p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
                       p.p_dsrc, p.p_shift, rows.s0, rows.f0, rows.p_row,
                       out["family_signals"], out["family_average"], out["direction"],
                       out["long_events"], out["short_events"], counts,

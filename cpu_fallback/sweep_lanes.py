@@ -20,14 +20,16 @@ its own, run on a tile, its state read and written back in arrays that last the 
   equity of each;
 * ``block_returns``, ``slot_lanes``: a growth row's returns; an equity key's E from a stored
   q (grids over λ, decay or cutout);
-* ``layer2_sums``, ``layer2_lanes``: a member set's N = Σ q·E and D = Σ E in member order
-  and X_k = round2(N/D), then a family set's S_k from X_k, both into the family set's tile
-  rows (``xs_t``, one per family set, so that they are never read back from the outputs)
-  and X_k into the sweep's outputs (S_k is not stored: it is derived from X_k on access,
+* ``layer2_sums``: a member set's N = Σ q·E and D = Σ E in member order and X_k =
+  round2(N/D), into the set's tile row (``x_t``) and its int8 codes (``code_t``), once
+  however many family sets read it;
+* ``family_set_lanes``: a family set's six Layer-2 equities S_k from those X_k rows and, on
+  the same bar, its Average_Signal (into ``avg_t`` and the outputs), X_k's codes into the
+  outputs. S_k lives one bar: it is not stored (it is derived from X_k on access,
   :func:`cpu_fallback.sweep.layer2_equities`);
-* ``average_lanes``, ``direction_rows``: a family set's Average_Signal from its tile rows,
-  then each configuration's direction and events from it, into the sweep's outputs (the
-  direction machine a symbol's row at a time: its rows are contiguous there);
+* ``direction_rows``: each configuration's direction and events from its family set's
+  Average_Signal (or one family's X_k), into the sweep's outputs (the direction machine a
+  symbol's row at a time: its rows are contiguous there);
 * ``fresh_state``, ``before_listing``: a block's state before its listing bar, and its
   outputs on the bars before it.
 """
@@ -138,19 +140,17 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         ``member_lanes(fam, src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row,
         q_e, e_g, e_cut, e_d, mst, q_t, e_t)``, ``block_returns(close_t, growth, t0, n,
         r_out)``, ``fresh_state(mst, sst, lst, dst)``, ``slot_lanes(q_t, r_t, t0, ta, tb,
-        cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, n_t, nd_t)``,
-        ``layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs,
-        xs_t)``, ``average_lanes(xs_t, f, outs, n_real, t0, ta, tb, cutout, avg_t, avg)``,
-        ``direction_rows(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
-        longs, shorts)`` and ``before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, avg,
-        dirn, longs, shorts)``. Each runs bars
-        ``ta:tb`` of a block listed on bar ``t0``; a tile's rows (``q_t``, ``e_t``, ``nd_t``,
-        ``xs_t``, ``avg_t``) are (..., tile, SWEEP_LANES), indexed from ``ta``; ``close_t``,
-        ``src_t`` and ``r_t`` hold every bar; the state arrays (``mst`` (Kq, 11, SWEEP_LANES)
-        and (…, 3, SWEEP_LANES) rows) are read at a tile's start and written at its end.
-        ``outs`` holds
-        the output row of each lane (lanes past ``n_real`` repeat a real one and write
-        nothing).
+        cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, t0, ta, n_t, cutout, den_t,
+        x_t, code_t)``, ``family_set_lanes(x_t, code_t, sets, r_t, set_g, t0, ta, tb, cutout,
+        w, set_d, lst, outs, n_real, f, xs, avg_t, avg)``, ``direction_rows(v_t, ta, tb,
+        shift, th_long, th_short, dst, outs, n_real, p, dirn, longs, shorts)`` and
+        ``before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, avg, dirn, longs,
+        shorts)``. Each runs bars ``ta:tb`` of a block listed on bar ``t0``; a tile's rows
+        (``q_t``, ``e_t``, ``x_t``, ``code_t``, ``den_t``, ``avg_t``) are (..., tile,
+        SWEEP_LANES), indexed from ``ta``; ``close_t``, ``src_t`` and ``r_t`` hold every bar;
+        the state arrays (``mst`` (Kq, 11, SWEEP_LANES) and (…, 3, SWEEP_LANES) rows) are
+        read at a tile's start and written at its end. ``outs`` holds the output row of each
+        lane (lanes past ``n_real`` repeat a real one and write nothing).
     """
     lanes = SWEEP_LANES
 
@@ -197,10 +197,11 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 sst[j, 0, k] = 0.0  # a
                 sst[j, 1, k] = math.nan  # E
                 sst[j, 2, k] = 0.0  # q before the listing bar
-            for u in range(lst.shape[0]):
-                lst[u, 0, k] = x0
-                lst[u, 1, k] = a0
-                lst[u, 2, k] = s0
+            for f in range(lst.shape[0]):
+                for fam in range(N_FAMILIES):
+                    lst[f, fam, 0, k] = x0
+                    lst[f, fam, 1, k] = a0
+                    lst[f, fam, 2, k] = s0
             for p in range(dst.shape[0]):
                 for f in range(3):
                     dst[p, f, k] = math.nan  # direction, u_prev, v_prev
@@ -227,16 +228,18 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         copy_rows(st[:3], sst)
 
     @jit
-    def layer2_sums(q_t, e_t, sq, se, n_t, nd_t):
+    def layer2_sums(q_t, e_t, sq, se, t0, ta, n_t, cutout, den_t, x_t, code_t):
         # A member set's N = Σ q·E and D = Σ E on a tile's n_t bars, each bar's terms added in
-        # member order as layer2_core adds them, then X_k = round2(N/D) into nd_t[0] (as
-        # Cores.layer2_step computes it: once per member set, not per family set using it).
+        # member order as layer2_core adds them, then X_k = round2(N/D) into x_t (tile,
+        # SWEEP_LANES), NaN before the cutout (as Cores.layer2_step computes it: once per
+        # member set, not per family set using it; N is summed in x_t, D in den_t), and its
+        # int8 code (encode_signals') into code_t, which every family set using it copies out.
         # Member by member over the whole tile, its (bar, lane) elements as one loop: LLVM
         # vectorises it four lanes wide and interleaves four, which a loop over one bar's
         # eight lanes would never enter.
-        size = nd_t.shape[1] * nd_t.shape[2]
-        m = n_t * nd_t.shape[2]
-        num, den = nd_t[0].reshape(size), nd_t[1].reshape(size)
+        size = x_t.shape[0] * x_t.shape[1]
+        m = n_t * x_t.shape[1]
+        num, den = x_t.reshape(size), den_t.reshape(size)
         for x in range(m):
             num[x] = 0.0
             den[x] = 0.0
@@ -247,71 +250,73 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 den[x] += e_row[x]
         for x in range(m):
             num[x] = cores.layer2_signal(num[x], den[x])
+        for t in range(ta, min(ta + n_t, t0 + cutout)):  # Layer 2 holds still before it
+            for k in range(lanes):
+                x_t[t - ta, k] = math.nan
+        codes = code_t.reshape(size)
+        for x in range(m):  # r / 100 for an integer r: stored as r
+            v = num[x]
+            codes[x] = SIGNAL_NAN if v != v else int(math.floor(v * 100.0 + 0.5))
+
+    n_l2 = 3 * N_FAMILIES  # the six families' Layer-2 state rows, then N and D
+    n_st = n_l2 + 2
 
     @jit
-    def layer2_lanes(nd_t, r_t, t0, ta, tb, cutout, w, d, lst, outs, n_real, f, fam, xs, xs_t):
-        # Layer 2 of family `fam` of family set f (Cores.layer2_step's equity on the X_k of
-        # layer2_sums in nd_t[0]), NaN before the cutout: a tile computed time-major into rows
-        # fam (X) and 6 + fam (S) of the set's xs_t (12, tile, SWEEP_LANES), then X written
-        # out a lane's row at a time (S_k is not stored: SweepResult derives it from X on
-        # access). `lst` (3, SWEEP_LANES): x, a and S_k, read and written back. A bar's X and
-        # S go to the stack first: stored straight into xs_t, they would need run-time overlap
-        # checks with the inputs.
-        st = numba.carray(_stack(5, lanes), (5, lanes))
-        l_x, l_a, l_s, x_out, s_out = st[0], st[1], st[2], st[3], st[4]
-        n_lanes = r_t.shape[1]
-        copy_rows(lst, st[:3])
-        w0 = w if w > FLOOR else FLOOR
-        x_t, s_t = xs_t[fam], xs_t[N_FAMILIES + fam]
+    def family_set_lanes(x_t, code_t, sets, r_t, set_g, t0, ta, tb, cutout, w, set_d, lst,
+                         outs, n_real, f, xs, avg_t, avg):
+        # Family set f's Layer 2 and Average_Signal on a tile: each family's S_k
+        # (Cores.layer2_step's equity) on the X_k of its member set (row sets[fam] of x_t,
+        # NaN before the cutout), and on the same bar Average_Signal's sums
+        # (Cores.final_core's, by Cores.average_add, in family order), into avg_t (tile,
+        # SWEEP_LANES) and row f of `avg`; X_k's codes (code_t, from layer2_sums) go out a
+        # lane's row at a time.
+        # S_k is neither stored nor kept past the bar (SweepResult derives it from X_k on
+        # access). `lst` (6, 3, SWEEP_LANES): each family's x, a and S_k, read and written
+        # back. The six families' equities are six independent chains per lane, stepped in
+        # one pass over the bars.
+        st = numba.carray(_stack(n_st, lanes), (n_st, lanes))
+        num, den = st[n_l2], st[n_l2 + 1]
+        n_lanes = avg_t.shape[1]
+        copy_rows(lst.reshape((n_l2, lanes)), st[:n_l2])
         for t in range(ta, tb):
             tau = float(t - t0)
-            x_row, r_row = nd_t[0, t - ta], r_t[t]
             live = tau >= cutout  # Layer 2 holds still (NaN out) before the cutout
-            for k in range(n_lanes):
-                x0, a0, s0 = l_x[k], l_a[k], l_s[k]
-                x = x_row[k]
-                a, s = cores.equity_step(s0, a0, r_row[k], x0, tau == cutout, w0, d)
-                l_x[k] = x if live else x0
-                l_a[k] = a if live else a0
-                l_s[k] = s if live else s0
-                x_out[k] = x if live else math.nan
-                s_out[k] = s if live else math.nan
-            copy_rows(st[3:4], x_t[t - ta:t - ta + 1])
-            copy_rows(st[4:5], s_t[t - ta:t - ta + 1])
-        copy_rows(st[:3], lst)
-        for k in range(n_real):
-            x_row = xs[f, outs[k], fam]
-            for t in range(ta, tb):
-                x = x_t[t - ta, k]  # r / 100 for an integer r: stored as r (int8)
-                x_row[t] = SIGNAL_NAN if x != x else int(math.floor(x * 100.0 + 0.5))
-
-    @jit
-    def average_lanes(xs_t, f, outs, n_real, t0, ta, tb, cutout, avg_t, avg):
-        # Family set f's Average_Signal on a tile (Cores.final_core's sums, by
-        # Cores.average_add) from its X and S rows in xs_t (12, tile, SWEEP_LANES), into avg_t and
-        # row f of `avg`.
-        st = numba.carray(_stack(2, lanes), (2, lanes))
-        num, den = st[0], st[1]
-        n_lanes = avg_t.shape[1]
-        for t in range(ta, tb):
+            first = tau == cutout
             for k in range(n_lanes):
                 num[k] = 0.0
                 den[k] = 0.0
             for fam in range(N_FAMILIES):
-                x_row, s_row = xs_t[fam, t - ta], xs_t[N_FAMILIES + fam, t - ta]
+                g = sets[fam]
+                w0 = w[fam] if w[fam] > FLOOR else FLOOR
+                d = set_d[g]
+                x_row, r_row = x_t[g, t - ta], r_t[set_g[g], t]
+                l_x, l_a, l_s = st[3 * fam], st[3 * fam + 1], st[3 * fam + 2]
                 for k in range(n_lanes):
-                    num[k], den[k] = cores.average_add(num[k], den[k], x_row[k], s_row[k])
+                    x0, a0, s0 = l_x[k], l_a[k], l_s[k]
+                    x = x_row[k]
+                    a, s = cores.equity_step(s0, a0, r_row[k], x0, first, w0, d)
+                    l_x[k] = x if live else x0
+                    l_a[k] = a if live else a0
+                    l_s[k] = s if live else s0
+                    num[k], den[k] = cores.average_add(num[k], den[k], x,
+                                                       s if live else math.nan)
             out = avg_t[t - ta]
-            if t - t0 < cutout:
-                for k in range(n_lanes):
-                    out[k] = math.nan
-            else:
+            if live:
                 for k in range(n_lanes):
                     out[k] = num[k] / den[k]
+            else:
+                for k in range(n_lanes):
+                    out[k] = math.nan
+        copy_rows(st[:n_l2], lst.reshape((n_l2, lanes)))
+        n_t = tb - ta  # the copies index from 0: an index that may be negative costs a select
         for k in range(n_real):
-            a_row = avg[f, outs[k]]
-            for t in range(ta, tb):
-                a_row[t] = avg_t[t - ta, k]
+            a_row = avg[f, outs[k], ta:tb]
+            for i in range(n_t):
+                a_row[i] = avg_t[i, k]
+            for fam in range(N_FAMILIES):
+                x_row, c_g = xs[f, outs[k], fam, ta:tb], code_t[sets[fam]]
+                for i in range(n_t):
+                    x_row[i] = c_g[i, k]
 
     @jit
     def direction_rows(v_t, ta, tb, shift, th_long, th_short, dst, outs, n_real, p, dirn,
@@ -323,18 +328,18 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         # SWEEP_LANES): direction, u_prev, v_prev of each lane, read and written back.
         for k in range(n_real):
             o = outs[k]
-            d_row, l_row, h_row = dirn[p, o], longs[p, o], shorts[p, o]
+            d_row, l_row, h_row = dirn[p, o, ta:tb], longs[p, o, ta:tb], shorts[p, o, ta:tb]
             direction, u_prev, v_prev = dst[0, k], dst[1, k], dst[2, k]
-            for t in range(ta, tb):
-                v = v_t[t - ta, k]
+            for i in range(tb - ta):  # from 0: no select for a negative index
+                v = v_t[i, k]
                 u = v_prev if shift else v
                 v_prev = v
                 direction, up, down = cores.direction_step(u, u_prev, th_long, th_short,
                                                            direction)
                 u_prev = u
-                d_row[t] = 1 if direction > 0.0 else (-1 if direction < 0.0 else 0)
-                l_row[t] = up
-                h_row[t] = down
+                d_row[i] = 1 if direction > 0.0 else (-1 if direction < 0.0 else 0)
+                l_row[i] = up
+                h_row[i] = down
             dst[0, k] = direction
             dst[1, k] = u_prev
             dst[2, k] = v_prev
@@ -358,6 +363,5 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                     shorts[p, o, t] = False
 
     return dict(member_lanes=member_lanes, block_returns=block_returns, fresh_state=fresh_state,
-                slot_lanes=slot_lanes, layer2_sums=layer2_sums, layer2_lanes=layer2_lanes,
-                average_lanes=average_lanes, direction_rows=direction_rows,
-                before_listing=before_listing)
+                slot_lanes=slot_lanes, layer2_sums=layer2_sums, family_set_lanes=family_set_lanes,
+                direction_rows=direction_rows, before_listing=before_listing)

@@ -560,14 +560,16 @@ class Workload:
         return memory.resolve_budget(memory_limit, "gpu" if self.budget_on == "device" else "cpu",
                                      reserve=reserve)
 
-    def _output_copies(self, streaming: bool) -> int:
+    def _output_copies(self, streaming: bool, reuse: bool) -> int:
         """Block-sized output sets in the budget's memory (see memory.compute_footprint)."""
         copies = 0 if self.output_on == self.backend.MEMORY else 1  # before they move
         if streaming and self._physical(self.output_on) == self.budget_on:
-            copies += 2  # this block's and the one the caller still holds
+            # This block's and the one the caller still holds, unless every block is
+            # computed into the same set.
+            copies += 1 if reuse else 2
         return copies
 
-    def _footprints(self, streaming: bool) -> tuple:
+    def _footprints(self, streaming: bool, reuse: bool = False) -> tuple:
         """(compute, validate) Footprints of one block / one validation slice."""
         n_sym, n_bars = self.shape
         separate = self.source is not self.close
@@ -579,22 +581,23 @@ class Workload:
             n_bars, scratch=scratch, members=self.members, n_symbols=n_sym,
             separate_source=separate,
             fill=self.cfg.nan_policy == "ffill" and self.route.fills_in_backend,
-            output_copies=self._output_copies(streaming),
+            output_copies=self._output_copies(streaming, reuse),
             input_copies=self.route.input_copies, fixed=fixed)
         validate = memory.validate_footprint(n_bars, n_symbols=n_sym, separate_source=separate,
                                              fixed=fixed)
         return compute, validate
 
-    def plan(self, memory_limit, *, streaming, chunk_symbols=None):
+    def plan(self, memory_limit, *, streaming, chunk_symbols=None, reuse=False):
         """The :class:`memory.ChunkPlan` of this call.
 
         ``streaming``: each block's outputs are the caller's to keep, and the
-        caller may still hold the previous block's (:func:`iter_atc`);
+        caller may still hold the previous block's (:func:`iter_atc`), or with
+        ``reuse`` every block is computed into the first one's outputs;
         otherwise blocks write into universe-sized outputs, which are the
         caller's, not working memory.
         """
         budget = self._budget(memory_limit, streaming)
-        compute, validate = self._footprints(streaming)
+        compute, validate = self._footprints(streaming, reuse)
         return memory.plan_chunks(self.shape[0], budget, compute, validate,
                                   chunk_symbols=chunk_symbols,
                                   max_chunk=memory.CPU_MAX_CHUNK if self.budget_on == "host"
@@ -832,7 +835,8 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
     memory_limit : int or str, optional
         As for :func:`compute_atc`, with each chunk's outputs counted as
         working memory, twice: the chunk being computed and the previous
-        one, which a ``for`` loop's variable still holds meanwhile.
+        one, which a ``for`` loop's variable still holds meanwhile (once with
+        ``reuse_outputs``).
     on_device : bool, optional
         As for :func:`compute_atc`. ``on_device=True`` with host input on the
         GPU uploads each chunk and keeps its results on the device, so that
@@ -862,7 +866,8 @@ def iter_atc(close, config=None, *, source=None, chunk_symbols=None, memory_limi
         is checked before the first chunk is computed.
     """
     work = Workload.of(close, config, source, backend, members, symbols, on_device, calendar)
-    plan = work.plan(memory_limit, streaming=True, chunk_symbols=chunk_symbols)
+    plan = work.plan(memory_limit, streaming=True, chunk_symbols=chunk_symbols,
+                     reuse=reuse_outputs)
     starts = work.check(plan)
     caught = work.growth_warning(starts, stacklevel=2)
     n_bars = work.shape[1]

@@ -116,10 +116,6 @@ class SweepPlan(NamedTuple):
         The member set's growth row.
     set_cut : (G,) int64
     set_d : (G,) float64
-    set_lo : (G + 1,) int64
-        Member set g is read by the family-set families ``set_lo[g]:set_lo[g + 1]`` of
-        ``use_f`` / ``use_fam`` (the CPU runs them while the set's rows are in cache).
-    use_f, use_fam : (6 F,) int64
     f_set : (F, 6) int64
         Member set of each family of a family set.
     f_w : (F, 6) float64
@@ -151,9 +147,6 @@ class SweepPlan(NamedTuple):
     set_g: np.ndarray
     set_cut: np.ndarray
     set_d: np.ndarray
-    set_lo: np.ndarray
-    use_f: np.ndarray
-    use_fam: np.ndarray
     f_set: np.ndarray
     f_w: np.ndarray
     p_f: np.ndarray
@@ -301,8 +294,6 @@ def build_plan(configs, n_bars: int) -> SweepPlan:
     q_e = set_e[q_set, q_member]
     e_rows = list(e_keys.rows)
     f_set = np.array([r[0] for r in f_rows], dtype=np.int64).reshape(-1, N_FAMILIES)
-    uses = sorted((g, f, fam) for f, row in enumerate(f_set) for fam, g in enumerate(row))
-    set_lo = np.searchsorted([u[0] for u in uses], np.arange(len(set_rows) + 1))
     i64, f8 = np.int64, np.float64
     return SweepPlan(
         growth=np.array(growth_rows, dtype=f8).reshape(len(growth_rows), -1),
@@ -319,8 +310,7 @@ def build_plan(configs, n_bars: int) -> SweepPlan:
         set_g=np.array([r[3] for r in set_rows], dtype=i64),
         set_cut=np.array([r[4] for r in set_rows], dtype=i64),
         set_d=np.array([r[5] for r in set_rows], dtype=f8),
-        set_lo=set_lo.astype(i64), use_f=np.array([u[1] for u in uses], dtype=i64),
-        use_fam=np.array([u[2] for u in uses], dtype=i64), f_set=f_set,
+        f_set=f_set,
         f_w=np.array([r[1] for r in f_rows], dtype=f8).reshape(-1, N_FAMILIES),
         p_f=np.array([r[0] for r in p_rows], dtype=i64),
         p_long=np.array([r[1] for r in p_rows], dtype=f8),

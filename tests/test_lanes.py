@@ -187,9 +187,9 @@ def test_the_lane_loops_are_vectorised():
 @pytest.mark.skipif(not re.match(r"x86|amd64", platform.machine(), re.I),
                     reason="the check reads x86 assembly")
 def test_the_sweep_lane_loops_are_vectorised():
-    """The sweep's member kernels (one a family) and its Layer-2 sums do their arithmetic in
-    packed instructions (:mod:`cpu_fallback.sweep_lanes`; with AVX2, 10-23 packed add/sub/mul/div
-    a member kernel, 7 in the sums; scalar code has none)."""
+    """The sweep's member kernels (one a family), its Layer-2 sums and its family-set kernel do
+    their arithmetic in packed instructions (:mod:`cpu_fallback.sweep_lanes`; with AVX2, 10-23
+    packed add/sub/mul/div a member kernel, 7 in the sums; scalar code has none)."""
     import numba
 
     from cpu_fallback import backend, sweep_lanes
@@ -211,8 +211,19 @@ def test_the_sweep_lane_loops_are_vectorised():
     assert min(counts.values()) >= 8, counts
     sums = kernels["layer2_sums"]
     sig = tuple(numba.typeof(a) for a in (f3, f3, np.zeros(9, dtype=np.int64),
-                                         np.zeros(9, dtype=np.int64), n_bars,
-                                         np.zeros((2, n_bars, n_lanes))))
+                                         np.zeros(9, dtype=np.int64), 0, 0, n_bars, 2, f2, f2,
+                                         np.zeros((n_bars, n_lanes), dtype=np.int8)))
     sums.compile(sig)
     asm = sums.inspect_asm(sig)
     assert packed_arithmetic(asm) >= 4
+    # The six families' Layer-2 equities and Average_Signal, stepped together: packed, and
+    # no masked stores (the state is written on every lane).
+    family_set = kernels["family_set_lanes"]
+    x6, i6, fl6 = np.zeros((6, n_bars, n_lanes)), np.arange(6), np.ones(6)
+    sig = tuple(numba.typeof(a) for a in (
+        x6, np.zeros((6, n_bars, n_lanes), dtype=np.int8), i6, f3, np.zeros(6, dtype=np.int64),
+        0, 0, n_bars, 2, fl6, fl6, np.zeros((6, 3, n_lanes)), np.arange(n_lanes), n_lanes, 0,
+        np.zeros((1, n_lanes, 6, n_bars), dtype=np.int8), f2, np.zeros((1, n_lanes, n_bars))))
+    family_set.compile(sig)
+    asm = family_set.inspect_asm(sig)
+    assert packed_arithmetic(asm) >= 4 and masked_stores(asm) == 0

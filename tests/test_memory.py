@@ -299,6 +299,29 @@ def test_tight_budgets_get_the_largest_chunk_that_fits(monkeypatch, limit):
     assert plan.compute.bytes_for(size) <= budget < plan.compute.bytes_for(size + 1)
 
 
+def test_reusing_the_outputs_plans_one_output_set_and_bigger_chunks(monkeypatch):
+    """With reuse_outputs every chunk is computed into one set of outputs, so the planner
+    counts one set a symbol where a plain iter_atc counts two (the chunk being computed and
+    the one the caller still holds), and a tight budget gets bigger chunks."""
+    plans = []
+
+    def spy(*args, **kwargs):
+        plans.append(plan_chunks(*args, **kwargs))
+        raise _Planned
+
+    plan_chunks = memory.plan_chunks
+    monkeypatch.setattr(memory, "plan_chunks", spy)
+    n_bars = 1500
+    close = np.full((2000, n_bars), 100.0)
+    for reuse in (False, True):
+        with pytest.raises(_Planned):
+            next(gpu_trend.iter_atc(close, memory_limit="128MiB", reuse_outputs=reuse, **CPU))
+    plain, reused = plans
+    one_set = n_bars * outputs.bytes_per_symbol_bar(False)
+    assert plain.compute.bytes_for(1) - reused.compute.bytes_for(1) == one_set
+    assert reused.chunk_symbols > plain.chunk_symbols
+
+
 # --- out-of-memory: split and retry -----------------------------------------------------------
 
 def test_out_of_memory_splits_and_logs(block_sizes, caplog):
