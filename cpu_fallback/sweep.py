@@ -68,7 +68,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
     n_q, n_e, n_g = q_len.shape[0], e_q.shape[0], growth.shape[0]
     inp_all = np.empty((n_pool, 2, n, lanes))
     r_all = np.empty((n_pool, n_g, n, lanes))
-    q_all = np.empty((n_pool, n_q, tile, lanes))
+    q_all = np.empty((n_pool, n_q, tile, lanes), np.int8)  # q is 0 or ±1
     e_all = np.empty((n_pool, n_e, tile, lanes))
     x_all = np.empty((n_pool, set_q.shape[0], tile, lanes))
     code_all = np.empty((n_pool, set_q.shape[0], tile, lanes), np.int8)
@@ -153,14 +153,16 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
     """Working bytes of a block: each pool thread's rows (the outputs are the caller's).
 
     Time-major, per lane: close and source and the returns of each growth row over every bar;
-    one tile of the q and E rows of every key, of the X row of every member set and of Layer
-    2's D and Average_Signal's rows; the state of every key, equity key, family set's
-    families and configuration.
+    one tile of the q (one byte) and E rows of every key, of the X row and X's codes (one
+    byte) of every member set and of Layer 2's D and Average_Signal's rows; the state of
+    every key, equity key, family set's families and configuration.
     ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
     rows = (2 + sizes["growth"]) * max(n_bars, 1)
     keys = sizes["q_keys"] + sizes["equity_keys"]
-    tile = (keys + sizes["member_sets"] + 2) * tile_bars(keys)
+    byte_rows = sizes["q_keys"] + sizes["member_sets"]
+    f8_rows = sizes["equity_keys"] + sizes["member_sets"] + 2 + -(-byte_rows // F8)
+    tile = f8_rows * tile_bars(keys)
     state = (MEMBER_STATE * sizes["q_keys"] + 3 * sizes["equity_keys"]
              + 3 * N_FAMILIES * sizes["family_sets"] + 3 * sizes["configs"])
     return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * SWEEP_LANES

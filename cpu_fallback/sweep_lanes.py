@@ -9,7 +9,8 @@ lanes share their listing bar ``t0``: a sweep has no few-bar path to bring later
 the driver (:mod:`cpu_fallback.sweep`) puts only symbols listed together in a block.
 
 The stages keep their rows between them, time-major in each thread's scratch: the returns of
-each growth row (``r_t``, every bar), q of each q key (``q_t``) and E of each equity key
+each growth row (``r_t``, every bar), q of each q key (``q_t``: 0 or ±1, in one byte, so that
+the Layer-2 sums read 9 bytes a member, lane and bar, not 16) and E of each equity key
 (``e_t``), one *tile* of bars at a time (:func:`tile_bars`). A plan's q keys are many more than
 one family's nine (282 on a grid of nine lengths × three robustness settings), so they are not
 all stepped in one pass over the bars as ``compute_atc``'s nine are; each stage is a kernel of
@@ -116,7 +117,7 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
                 for k in range(n_lanes):
                     m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau,
                                    length, alpha, tie, r_now[k], cutout, d)
-                    q_out[k] = q
+                    q_out[k] = int(q)  # 0 or ±1: stored exactly in one byte
                     e_out[k] = e
         for i in range(hi - lo):
             for f in range(MEMBER_STATE):
@@ -220,7 +221,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 a, e = cores.member_equity(tau, cutout, s_e[k], s_a[k], r_row[k], s_q[k], d)
                 s_a[k] = a
                 s_e[k] = e
-                s_q[k] = q_row[k]
+                s_q[k] = float(q_row[k])
                 e_now[k] = e
             out = e_out[t - ta]
             for k in range(n_lanes):
@@ -246,7 +247,7 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         for i in range(N_MEMBERS):
             q_row, e_row = q_t[sq[i]].reshape(size), e_t[se[i]].reshape(size)
             for x in range(m):
-                num[x] += mul(q_row[x], e_row[x])
+                num[x] += mul(float(q_row[x]), e_row[x])
                 den[x] += e_row[x]
         for x in range(m):
             num[x] = cores.layer2_signal(num[x], den[x])

@@ -199,10 +199,11 @@ def test_the_sweep_lane_loops_are_vectorised():
         numba.njit(error_model="numpy", forceinline=True))
     n_bars, n_lanes = 10, sweep_lanes.SWEEP_LANES
     f2, f3 = np.zeros((n_bars, n_lanes)), np.zeros((3, n_bars, n_lanes))
+    q3 = np.zeros((3, n_bars, n_lanes), dtype=np.int8)  # q is stored as 0 or ±1 in a byte
     i1, fl1 = np.zeros(3, dtype=np.int64), np.zeros(3)
     member = kernels["member_lanes"]
     args = (0, f2, f2, f3, 0, 0, n_bars, np.full(9, 3), 0, 2, i1, fl1, i1, i1, i1, i1, fl1,
-            np.zeros((3, 11, n_lanes)), f3, f3)
+            np.zeros((3, 11, n_lanes)), q3, f3)
     sig = tuple(numba.typeof(a) for a in args)
     member.compile(sig)
     counts = {name: packed_arithmetic(body) for name, body in functions(member.inspect_asm(sig))
@@ -210,7 +211,7 @@ def test_the_sweep_lane_loops_are_vectorised():
     assert len(counts) == 6, sorted(counts)
     assert min(counts.values()) >= 8, counts
     sums = kernels["layer2_sums"]
-    sig = tuple(numba.typeof(a) for a in (f3, f3, np.zeros(9, dtype=np.int64),
+    sig = tuple(numba.typeof(a) for a in (q3, f3, np.zeros(9, dtype=np.int64),
                                          np.zeros(9, dtype=np.int64), 0, 0, n_bars, 2, f2, f2,
                                          np.zeros((n_bars, n_lanes), dtype=np.int8)))
     sums.compile(sig)
