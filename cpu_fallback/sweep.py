@@ -10,7 +10,7 @@ window pass and, for each of its q keys, q and the equity of the key's primary s
 in one pass, as in a single configuration's run; the Layer-1 equity of every other distinct
 equity key (only on grids over λ, decay or cutout); then member set by member set, its Layer-2
 sums N and D and X_k; last, family set by family set, its six S_k and its Average_Signal in
-one pass, and the direction of every configuration that has it. Each lane
+one pass; once every tile is done, the direction of every configuration. Each lane
 performs the cores' arithmetic on the inputs :func:`cpu_fallback.backend.run_cpu` gives them
 for a single configuration, so the outputs are the same bits.
 
@@ -77,7 +77,6 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
     mst_all = np.empty((n_pool, n_q, MEMBER_STATE, lanes))
     sst_all = np.empty((n_pool, n_e, 3, lanes))
     lst_all = np.empty((n_pool, f_set.shape[0], N_FAMILIES, 3, lanes))
-    dst_all = np.empty((n_pool, p_f.shape[0], 3, lanes))
     for blk in numba.prange(blocks.shape[0] - 1):
         tid = numba.get_thread_id()
         lo = blocks[blk]
@@ -97,10 +96,10 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                     src_t[t, k] = src[syms[k], t]
         r_t, q_t, e_t = r_all[tid], q_all[tid], e_all[tid]
         x_t, code_t, den_t, avg_t = x_all[tid], code_all[tid], den_all[tid], avg_all[tid]
-        mst, sst, lst, dst = mst_all[tid], sst_all[tid], lst_all[tid], dst_all[tid]
+        mst, sst, lst = mst_all[tid], sst_all[tid], lst_all[tid]
         for g in range(n_g):
             block_returns(close_t, growth[g], t0, n, r_t[g])
-        fresh_state(mst, sst, lst, dst)
+        fresh_state(mst, sst, lst)
         before_listing(t0, outs, n_real, f0, f0 + f_set.shape[0], p_row, xs, avg, dirn, longs,
                        shorts)
         for ta in range(t0, n, tile):
@@ -121,11 +120,9 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                 family_set_lanes(x_t, code_t, f_set[f], r_t, set_g, t0, ta, tb,
                                  set_cut[f_set[f, 0]], f_w[f], set_d, lst[f], outs, n_real,
                                  f0 + f, xs, avg_t, avg)
-                for p in range(p_f.shape[0]):
-                    if p_f[p] == f:
-                        v_t = avg_t if p_dsrc[p] < 0 else x_t[f_set[f, p_dsrc[p]]]
-                        direction_rows(v_t, ta, tb, p_shift[p], p_long[p], p_short[p], dst[p],
-                                       outs, n_real, p_row[p], dirn, longs, shorts)
+        for p in range(p_f.shape[0]):
+            direction_rows(avg, xs, f0 + p_f[p], p_dsrc[p], t0, n, p_shift[p], p_long[p],
+                           p_short[p], outs, n_real, p_row[p], dirn, longs, shorts)
         for k in range(n_real):  # what each symbol's stages computed, once
             c = counts[syms[k]]
             for b in range(b_fam.shape[0]):
@@ -155,7 +152,7 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
     Time-major, per lane: close and source and the returns of each growth row over every bar;
     one tile of the q (one byte) and E rows of every key, of the X row and X's codes (one
     byte) of every member set and of Layer 2's D and Average_Signal's rows; the state of
-    every key, equity key, family set's families and configuration.
+    every key, equity key and family set's families.
     ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
     rows = (2 + sizes["growth"]) * max(n_bars, 1)
@@ -164,7 +161,7 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
     f8_rows = sizes["equity_keys"] + sizes["member_sets"] + 2 + -(-byte_rows // F8)
     tile = f8_rows * tile_bars(keys)
     state = (MEMBER_STATE * sizes["q_keys"] + 3 * sizes["equity_keys"]
-             + 3 * N_FAMILIES * sizes["family_sets"] + 3 * sizes["configs"])
+             + 3 * N_FAMILIES * sizes["family_sets"])
     return Footprint(per_symbol=5 * F8, fixed=numba.config.NUMBA_NUM_THREADS * SWEEP_LANES
                      * F8 * (rows + tile + state))
 
