@@ -274,8 +274,27 @@ class _Planned(Exception):
     """Stops a call once it has planned (nothing is computed)."""
 
 
+@pytest.fixture
+def first_plan(monkeypatch):
+    """``first_plan(call)``: the ChunkPlan `call` makes, stopping it there."""
+    plan_chunks = memory.plan_chunks
+    plans = []
+
+    def spy(*args, **kwargs):
+        plans.append(plan_chunks(*args, **kwargs))
+        raise _Planned
+
+    def planned(call):
+        monkeypatch.setattr(memory, "plan_chunks", spy)
+        with pytest.raises(_Planned):
+            call()
+        return plans.pop()
+
+    return planned
+
+
 @pytest.mark.parametrize("limit", [1_600_000, "64MiB", "128MiB", "256MiB"])
-def test_tight_budgets_get_the_largest_chunk_that_fits(monkeypatch, limit):
+def test_tight_budgets_get_the_largest_chunk_that_fits(first_plan, limit):
     """Issue 9, item 12: 2,000 × 1,500 under a tight iter_atc budget.
 
     The planner takes the largest chunk the budget holds, never a smaller
@@ -283,40 +302,22 @@ def test_tight_budgets_get_the_largest_chunk_that_fits(monkeypatch, limit):
     threading layer has no per-call barrier (tests/test_threads.py checks
     the layer; the slow chunks came from GNU OpenMP's fork-join).
     """
-    plans = []
-
-    def spy(*args, **kwargs):
-        plans.append(plan_chunks(*args, **kwargs))
-        raise _Planned
-
-    plan_chunks = memory.plan_chunks
-    monkeypatch.setattr(memory, "plan_chunks", spy)
     close = np.full((2000, 1500), 100.0)
-    with pytest.raises(_Planned):
-        next(gpu_trend.iter_atc(close, memory_limit=limit, **CPU))
-    plan = plans[0]
+    plan = first_plan(lambda: next(gpu_trend.iter_atc(close, memory_limit=limit, **CPU)))
     size, budget = plan.chunk_symbols, parse_memory_limit(limit)
     assert plan.compute.bytes_for(size) <= budget < plan.compute.bytes_for(size + 1)
 
 
-def test_reusing_the_outputs_plans_one_output_set_and_bigger_chunks(monkeypatch):
+def test_reusing_the_outputs_plans_one_output_set_and_bigger_chunks(first_plan):
     """With reuse_outputs every chunk is computed into one set of outputs, so the planner
     counts one set a symbol where a plain iter_atc counts two (the chunk being computed and
     the one the caller still holds), and a tight budget gets bigger chunks."""
-    plans = []
-
-    def spy(*args, **kwargs):
-        plans.append(plan_chunks(*args, **kwargs))
-        raise _Planned
-
-    plan_chunks = memory.plan_chunks
-    monkeypatch.setattr(memory, "plan_chunks", spy)
     n_bars = 1500
     close = np.full((2000, n_bars), 100.0)
-    for reuse in (False, True):
-        with pytest.raises(_Planned):
-            next(gpu_trend.iter_atc(close, memory_limit="128MiB", reuse_outputs=reuse, **CPU))
-    plain, reused = plans
+    plain, reused = (
+        first_plan(lambda: next(gpu_trend.iter_atc(close, memory_limit="128MiB",
+                                                   reuse_outputs=reuse, **CPU)))
+        for reuse in (False, True))
     one_set = n_bars * outputs.bytes_per_symbol_bar(False)
     assert plain.compute.bytes_for(1) - reused.compute.bytes_for(1) == one_set
     assert reused.chunk_symbols > plain.chunk_symbols
