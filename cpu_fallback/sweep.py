@@ -51,13 +51,13 @@ fresh_state, before_listing = _k["fresh_state"], _k["before_listing"]
 def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_lens, b_lo,
                   q_len, q_tie, q_row, q_e, set_q, set_e, e_q, e_g, e_cut, e_d, set_g, set_cut,
                   set_d, f_set, f_w, p_f, p_long, p_short, p_dsrc,
-                  p_shift, s0, f0, p_row, xs, avg, dirn, longs, shorts, counts, tile):
+                  p_shift, s0, f0, p_row, xs, avg, dirn, counts, tile):
     """Every stage of a sweep plan for every block of symbols, in parallel over blocks.
 
     ``close``/``src`` (S, T); block b is symbols ``order[blocks[b]:blocks[b + 1]]`` (at most
     SWEEP_LANES, listed on the same bar); the plan's arrays as in :class:`SweepPlan`; the outputs
     are the whole sweep's, ``xs`` (int8 codes, (F', S', 6, T)), ``avg`` (F', S', T) and
-    ``dirn`` (int8 codes), ``longs``, ``shorts`` (P', S', T) (whole arrays, so that Numba
+    ``dirn`` (int8 codes, (P', S', T)) (whole arrays, so that Numba
     compiles one layout): the call writes symbols ``s0:s0 + S`` of family sets ``f0:f0 + F``
     and of configurations ``p_row``, every element. ``counts`` (S, 5) receives the calls per
     stage. The stages run ``tile`` bars at a time (:func:`~cpu_fallback.sweep_lanes.tile_bars`).
@@ -100,8 +100,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
         for g in range(n_g):
             block_returns(close_t, growth[g], t0, n, r_t[g])
         fresh_state(mst, sst, lst)
-        before_listing(t0, outs, n_real, f0, f0 + f_set.shape[0], p_row, xs, avg, dirn, longs,
-                       shorts)
+        before_listing(t0, outs, n_real, f0, f0 + f_set.shape[0], p_row, xs, avg, dirn)
         for ta in range(t0, n, tile):
             tb = min(ta + tile, n)
             for b in range(b_fam.shape[0]):
@@ -122,7 +121,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                                  f0 + f, xs, avg_t, avg)
         for p in range(p_f.shape[0]):
             direction_rows(avg, xs, f0 + p_f[p], p_dsrc[p], t0, n, p_shift[p], p_long[p],
-                           p_short[p], outs, n_real, p_row[p], dirn, longs, shorts)
+                           p_short[p], outs, n_real, p_row[p], dirn)
         for k in range(n_real):  # what each symbol's stages computed, once
             c = counts[syms[k]]
             for b in range(b_fam.shape[0]):
@@ -179,8 +178,7 @@ def run_block(close, source, starts, plan, out, rows):
         The sweep's host outputs: ``family_signals`` (int8 codes,
         :data:`~gpu_trend.sweep_plan.SIGNAL_NAN`, (F, S', 6, T)), ``family_average`` (F, S', T)
         and ``direction`` (int8 codes, see
-        :attr:`~gpu_trend.sweep.SweepResult.direction_code`), ``long_events``, ``short_events``
-        (P, S', T), C-contiguous.
+        :attr:`~gpu_trend.sweep.SweepResult.direction_code`, (P, S', T)), C-contiguous.
     rows : gpu_trend.sweep_plan.BlockRows
         Where the block goes in them: its first symbol, the plan's first family set and
         its configurations' rows.
@@ -199,8 +197,7 @@ def run_block(close, source, starts, plan, out, rows):
                       p.set_e, p.e_q, p.e_g, p.e_cut, p.e_d, p.set_g, p.set_cut, p.set_d,
                       p.f_set, p.f_w, p.p_f, p.p_long, p.p_short,
                       p.p_dsrc, p.p_shift, rows.s0, rows.f0, rows.p_row,
-                      out["family_signals"], out["family_average"], out["direction"],
-                      out["long_events"], out["short_events"], counts,
+                      out["family_signals"], out["family_average"], out["direction"], counts,
                       tile_bars(len(p.q_len) + len(p.e_q)))
     return counts.sum(axis=0)
 

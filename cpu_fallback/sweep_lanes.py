@@ -28,9 +28,10 @@ its own, run on a tile, its state read and written back in arrays that last the 
   the same bar, its Average_Signal (into ``avg_t`` and the outputs), X_k's codes into the
   outputs. S_k lives one bar: it is not stored (it is derived from X_k on access,
   :func:`cpu_fallback.sweep.layer2_equities`);
-* ``direction_rows``: once every tile is done, each configuration's direction and events
-  from its family set's Average_Signal (or one family's X_k) as the outputs hold them, a
-  symbol's whole row at a time (every row it reads and writes is contiguous there);
+* ``direction_rows``: once every tile is done, each configuration's direction from its
+  family set's Average_Signal (or one family's X_k) as the outputs hold them, a symbol's
+  whole row at a time (every row it reads and writes is contiguous there; the events are
+  derived from the direction when read);
 * ``fresh_state``, ``before_listing``: a block's state before its listing bar, and its
   outputs on the bars before it.
 """
@@ -144,9 +145,9 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, t0, ta, n_t, cutout, den_t,
         x_t, code_t)``, ``family_set_lanes(x_t, code_t, sets, r_t, set_g, t0, ta, tb, cutout,
         w, set_d, lst, outs, n_real, f, xs, avg_t, avg)``, ``direction_rows(avg, xs, f, dsrc,
-        t0, n, shift, th_long, th_short, outs, n_real, p, dirn, longs, shorts)`` (every bar
+        t0, n, shift, th_long, th_short, outs, n_real, p, dirn)`` (every bar
         from ``t0``, after the tiles) and ``before_listing(t0, outs, n_real, f_lo, f_hi,
-        p_row, xs, avg, dirn, longs, shorts)``. The others run bars ``ta:tb`` of a block
+        p_row, xs, avg, dirn)``. The others run bars ``ta:tb`` of a block
         listed on bar ``t0``; a tile's rows
         (``q_t``, ``e_t``, ``x_t``, ``code_t``, ``den_t``, ``avg_t``) are (..., tile,
         SWEEP_LANES), indexed from ``ta``; ``close_t``, ``src_t`` and ``r_t`` hold every bar;
@@ -319,16 +320,17 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
 
     @jit
     def direction_rows(avg, xs, f, dsrc, t0, n, shift, th_long, th_short, outs, n_real, p,
-                       dirn, longs, shorts):
+                       dirn):
         # Configuration p's direction machine (Cores.direction_step) on bars t0..n−1, once the
         # block's tiles are done, from family set f's outputs: its Average_Signal (avg) or,
         # dsrc >= 0, family dsrc's X_k (xs, decoded as decode_signals does: the same bits).
         # A symbol's whole row at a time: every row it reads and writes is contiguous there
         # (1.7x faster than a tile's segment of each row), and its branches follow
-        # crossings, which are rare. The direction is stored as an int8 code: 0 for NaN, ±1.
+        # crossings, which are rare. The direction is stored as an int8 code: 0 for NaN, ±1;
+        # the events are not stored (gpu_trend.sweep.events_of derives them from it).
         for k in range(n_real):
             o = outs[k]
-            d_row, l_row, h_row = dirn[p, o, t0:n], longs[p, o, t0:n], shorts[p, o, t0:n]
+            d_row = dirn[p, o, t0:n]
             a_row, c_row = avg[f, o, t0:n], xs[f, o, max(dsrc, 0), t0:n]
             direction = u_prev = v_prev = math.nan
             for i in range(n - t0):  # from 0: no select for a negative index
@@ -339,16 +341,13 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                     v = math.nan if c == SIGNAL_NAN else c / 100.0 + 0.0
                 u = v_prev if shift else v
                 v_prev = v
-                direction, up, down = cores.direction_step(u, u_prev, th_long, th_short,
-                                                           direction)
+                direction = cores.direction_step(u, u_prev, th_long, th_short, direction)[0]
                 u_prev = u
                 d_row[i] = 1 if direction > 0.0 else (-1 if direction < 0.0 else 0)
-                l_row[i] = up
-                h_row[i] = down
 
     @jit
-    def before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, avg, dirn, longs, shorts):
-        # Every output of the block's lanes on the bars before their listing: NaN, no event.
+    def before_listing(t0, outs, n_real, f_lo, f_hi, p_row, xs, avg, dirn):
+        # Every output of the block's lanes on the bars before their listing: NaN.
         for k in range(n_real):
             o = outs[k]
             for f in range(f_lo, f_hi):
@@ -361,8 +360,6 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 p = p_row[i]
                 for t in range(t0):
                     dirn[p, o, t] = 0  # NaN
-                    longs[p, o, t] = False
-                    shorts[p, o, t] = False
 
     return dict(member_lanes=member_lanes, block_returns=block_returns, fresh_state=fresh_state,
                 slot_lanes=slot_lanes, layer2_sums=layer2_sums, family_set_lanes=family_set_lanes,

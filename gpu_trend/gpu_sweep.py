@@ -220,7 +220,7 @@ def run_block(close, source, starts, plan, out, rows):
     first = np.unique(p.p_f, return_index=True)[1]
     out["family_average"][rows.f0:rows.f0 + n_f, s0:s1] = to_host(
         xp.ascontiguousarray(avgT[xp.asarray(first)].transpose(0, 2, 1)))
+    del longT, shortT  # the events are derived from the direction (sweep.events_of)
     dirT = encode_directions(dirT, xp)
-    for name, arr in (("direction", dirT), ("long_events", longT), ("short_events", shortT)):
-        out[name][rows.p_row, s0:s1] = to_host(xp.ascontiguousarray(arr.transpose(0, 2, 1)))
+    out["direction"][rows.p_row, s0:s1] = to_host(xp.ascontiguousarray(dirT.transpose(0, 2, 1)))
     return to_host(counts)

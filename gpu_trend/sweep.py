@@ -42,7 +42,21 @@ GPU_MIN_BLOCK = 256
 #: Largest CPU block: blocks are the steps of the progress bar.
 CPU_BLOCK = 256
 #: The configuration outputs, (P, S, T) each, and their dtypes as stored.
-CONFIG_OUTPUTS = {"direction": np.int8, "long_events": np.bool_, "short_events": np.bool_}
+CONFIG_OUTPUTS = {"direction": np.int8}
+
+
+def events_of(direction_code: np.ndarray, sign: int) -> np.ndarray:
+    """The long (``sign`` 1) or short (−1) events of stored directions, along the last axis.
+
+    A long event is a bar whose direction machine (spec 7.4) crosses up while the direction
+    was −1, which leaves it +1; the direction turns from −1 to +1 no other way. Since
+    ``long_threshold >= short_threshold`` (ATCConfig checks it) a bar never crosses both
+    ways, so the event is exactly "direction −1 on the bar before, +1 on this one" (short:
+    the other way round), and the sweep stores the direction alone.
+    """
+    out = np.zeros(direction_code.shape, dtype=np.bool_)
+    out[..., 1:] = (direction_code[..., 1:] == sign) & (direction_code[..., :-1] == -sign)
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -162,8 +176,8 @@ class SweepResult:
     backend : str
     direction_code : (P, S, W) int8 NumPy
         The direction of every configuration as stored: 0 where it is NaN, else ±1 (an
-        eighth of the float64 array; :attr:`direction` decodes it).
-    long_events, short_events : (P, S, W) bool NumPy
+        eighth of the float64 array; :attr:`direction` decodes it, :attr:`long_events` and
+        :attr:`short_events` are derived from it).
     family_set : (P,) int64
         Row of :attr:`family_outputs` each configuration's family outputs are: configurations
         that differ only in thresholds, direction source or strategy view share it.
@@ -197,8 +211,6 @@ class SweepResult:
     index: pd.Index
     backend: str
     direction_code: np.ndarray
-    long_events: np.ndarray
-    short_events: np.ndarray
     family_set: np.ndarray
     family_outputs: tuple
     work: dict
@@ -221,6 +233,17 @@ class SweepResult:
         :func:`~gpu_trend.compute_atc` gives it (decoded from :attr:`direction_code` on
         access)."""
         return decode_directions(self.direction_code)
+
+    @property
+    def long_events(self) -> np.ndarray:
+        """(P, S, W) bool: the long events of every configuration (derived on access from
+        :attr:`direction_code`, see :func:`events_of`)."""
+        return events_of(self.direction_code, 1)
+
+    @property
+    def short_events(self) -> np.ndarray:
+        """(P, S, W) bool: the short events, as :attr:`long_events`."""
+        return events_of(self.direction_code, -1)
 
     @property
     def average_signal(self) -> np.ndarray:
@@ -266,9 +289,10 @@ class SweepResult:
             raise IndexError(f"configuration {i} of a sweep of {self.n_configs}")
         cfg, inp = self.configs[i], self.inputs[self.input_of[i]]
         cut = slice(self.direction_code.shape[-1] - inp.n_bars, None)
-        arrays = {"direction": decode_directions(self.direction_code[i][..., cut]),
-                  "long_events": self.long_events[i][..., cut],
-                  "short_events": self.short_events[i][..., cut]}
+        code = self.direction_code[i]
+        arrays = {"direction": decode_directions(code[..., cut]),
+                  "long_events": events_of(code, 1)[..., cut],
+                  "short_events": events_of(code, -1)[..., cut]}
         f = self.family_set[i]
         xs, avg = (out[f][..., cut] for out in self.family_outputs)
         arrays.update(family_signals=decode_signals(xs),
@@ -521,8 +545,7 @@ def sweep(close, grid, *, source=None, backend="auto", memory_limit=None,
     return SweepResult(
         configs=tuple(configs), params=_params_table(configs, grid), symbols=list(work0.names),
         index=work0.index, backend=engine,
-        direction_code=out["direction"], long_events=out["long_events"],
-        short_events=out["short_events"], family_set=family_set,
+        direction_code=out["direction"], family_set=family_set,
         family_outputs=(out["family_signals"], out["family_average"]),
         work=dict(zip(("moving_averages", "window_passes", "layer1_equities", "layer2",
                        "final"), (int(c) for c in counts))),

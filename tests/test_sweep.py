@@ -51,6 +51,21 @@ def assert_matches_compute_atc(res, close, source=None, backend="cpu"):
         pd.testing.assert_frame_equal(res.latest().loc[i], ref.latest())
 
 
+def test_events_are_derived_from_the_stored_direction():
+    """A long event is the direction turning from −1 to +1 (short: the other way); from NaN
+    (code 0) it is none, as the direction machine gives none on its first crossing."""
+    from gpu_trend.sweep import events_of
+
+    codes = np.array([[0, 1, -1, -1, 1, 1, 0, -1, 1], [-1, 1, 1, -1, 0, 0, 1, -1, -1]],
+                     dtype=np.int8)
+    np.testing.assert_array_equal(np.flatnonzero(events_of(codes[0], 1)), [4, 8])
+    np.testing.assert_array_equal(np.flatnonzero(events_of(codes[0], -1)), [2])
+    long2, short2 = events_of(codes, 1), events_of(codes, -1)
+    assert long2.shape == codes.shape and long2.dtype == np.bool_
+    np.testing.assert_array_equal(np.flatnonzero(long2[1]), [1])
+    np.testing.assert_array_equal(np.flatnonzero(short2[1]), [3, 7])
+
+
 def quiet_sweep(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
