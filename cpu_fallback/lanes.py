@@ -161,11 +161,12 @@ def member_lane_step(cores, fam, inline_jit):
     where the bar reads them, then where it writes the six that may flip: the family's
     :func:`flipped` fields from ``rd`` and to ``wr``, the others from and to ``keep`` (all
     three one buffer: every field read and written in place). Views are taken outside the
-    lane loop: an index computed in it is not provably non-negative, see the module docstring. ``step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r,
-    cutout, d)`` runs lane ``k``'s bar (source ``x``, close ``c``, KAMA's lagged source
-    ``lag``, the window sums ``ws``/``wt``, the bar's return ``r``): ``Cores.ma_step``,
-    ``cross_step`` and ``member_equity`` in the cores' order, the new state stored in the rows;
-    it returns (MA, q, E).
+    lane loop: an index computed in it is not provably non-negative, see the module docstring.
+    ``step(rows, k, x, c, lag, ws, wt, tau, length, alpha, tie, r, cutout, d)`` runs lane
+    ``k``'s bar (source ``x``, close ``c``, KAMA's lagged source ``lag``, the window sums
+    ``ws``/``wt``, the bar's return ``r``): ``Cores.ma_step``, ``cross_step`` and
+    ``member_equity`` in the cores' order, the new state stored in the rows; it returns (MA,
+    q, E).
     """
     window = fam != EMA and fam != DEMA
     # Whether each field `step` may write to `wr` flips (flipped(fam), the one list of them;

@@ -569,7 +569,7 @@ class Workload:
             copies += 1 if reuse else 2
         return copies
 
-    def _footprints(self, streaming: bool, reuse: bool = False) -> tuple:
+    def _footprints(self, streaming: bool, reuse: bool) -> tuple:
         """(compute, validate) Footprints of one block / one validation slice."""
         n_sym, n_bars = self.shape
         separate = self.source is not self.close
