@@ -1,6 +1,6 @@
 """Cold and warm start of ``gpu-trend demo``, and what the cold start compiles.
 
-Each start is a whole process running ``gpu-trend demo`` (the CLI's ``main``, default
+Each start is a whole process running ``gpu-trend demo`` (the program's ``cli.run``, default
 500 × 1,500 demo), its wall and CPU seconds taken from outside. *Cold*: ``NUMBA_CACHE_DIR`` points at an empty folder, so nothing
 is in Numba's on-disk cache; *warm*: the same folder again, filled by the cold run. The runs
 alternate (cold, warm, cold, warm, ...), each cold run in a fresh folder.
@@ -36,8 +36,8 @@ if backend_file:
     spec = importlib.util.spec_from_file_location("cpu_fallback.backend", backend_file)
     sys.modules[spec.name] = cpu_fallback.backend = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cpu_fallback.backend)
-from gpu_trend.cli import main
-sys.exit(main(["demo", "--no-progress"] + sys.argv[2:]))
+from gpu_trend.cli import run
+run(["demo", "--no-progress"] + sys.argv[2:])
 """
 
 

@@ -1,8 +1,6 @@
 """``python -m gpu_trend``: the same command line as ``gpu-trend``."""
 
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

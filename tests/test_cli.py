@@ -70,6 +70,28 @@ def test_version():
     assert proc.stdout.strip() == f"gpu-trend {__version__}"
 
 
+@pytest.mark.parametrize("args, code", [
+    (["demo", "--symbols", "12", "--bars", "300", "--no-progress"], 0),
+    (["scan", "no-such-file.parquet"], 1),
+])
+def test_the_program_exits_quickly_without_losing_anything(tmp_path, args, code):
+    # cli.run ends the process with os._exit: the exit handlers must still run (last) and
+    # every line printed must reach the pipe, with main's exit status.
+    script = ("import atexit, sys; from gpu_trend.cli import run; "
+              "atexit.register(lambda: print('exit handler ran', flush=True)); "
+              f"run({args!r}); print('not reached')")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "exit handler ran" and "not reached" not in proc.stdout
+    if code == 0:
+        assert any(line.startswith("Top long") for line in lines), proc.stdout
+    else:
+        assert proc.stderr.startswith("gpu-trend: error:") and "no-such-file" in proc.stderr
+
+
 def test_scan_prints_and_writes(long_file, tmp_path):
     out = tmp_path / "hits.csv"
     proc = run("scan", str(long_file), "--backend", "cpu", "--out", str(out), "--top", "1",
