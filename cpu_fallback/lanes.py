@@ -97,14 +97,17 @@ def _stack(typingctx, rows, cols):
     return types.CPointer(types.float64)(rows, cols), codegen
 
 
-def window_pass_lanes(fam, mul, inline_jit):
+def window_pass_lanes(fam, mul, inline_jit, copy_lanes=0):
     """The lane form of ``Cores.window_rows``' backward pass for family ``fam``, forced inline.
 
     Returns ``(window_pass, by_length)``. ``by_length(lens, by_len)`` writes the nine members
     in order of length into ``by_len`` (as float64) and returns the longest length;
     ``window_pass(src_t, t, jmax, by_len, lens, sums, acc, n_lanes)`` then leaves in rows 2i
     and 2i + 1 of ``sums`` the window sums of member i (``lens[i]``) at bar ``t``, for every
-    lane.
+    lane. ``copy_lanes``: if not 0, the number of lanes (a compile-time constant) the sums are
+    copied out for, whatever ``n_lanes``: for blocks as narrow as the sweep's, the copy then
+    compiles to plain scalar moves, where a loop to ``n_lanes`` would become masked stores
+    (LLVM vectorises a loop it knows runs at most eight times by masking its tail).
     """
 
     @inline_jit
@@ -144,7 +147,7 @@ def window_pass_lanes(fam, mul, inline_jit):
                 i = int(by_len[p])
                 out_s = sums[2 * i]
                 out_t = sums[2 * i + 1]
-                for k in range(n_lanes):
+                for k in range(copy_lanes if copy_lanes else n_lanes):
                     out_s[k] = acc[0, k]
                     out_t[k] = acc[1, k]
                 p += 1

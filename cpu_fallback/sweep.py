@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 from cpu_fallback.backend import _inline_jit, _jit, _mul, _parallel_guard, cores
-from cpu_fallback.sweep_lanes import KEYS, SWEEP_LANES, build_sweep_lanes, tile_bars
+from cpu_fallback.sweep_lanes import SWEEP_LANES, build_sweep_lanes, tile_bars
 from gpu_trend.cores import DEMA, EMA, FLOOR, MEMBER_STATE, N_FAMILIES
 from gpu_trend.memory import F8, Footprint
 from gpu_trend.sweep_plan import decode_signals
@@ -104,10 +104,9 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
         for ta in range(t0, n, tile):
             tb = min(ta + tile, n)
             for b in range(b_fam.shape[0]):
-                for lo_k in range(b_lo[b], b_lo[b + 1], KEYS):
-                    member_lanes(b_fam[b], src_t, close_t, r_t, t0, ta, tb, b_lens[b], lo_k,
-                                 min(lo_k + KEYS, b_lo[b + 1]), q_len, q_tie, q_row, q_e, e_g,
-                                 e_cut, e_d, mst, q_t, e_t)
+                member_lanes(b_fam[b], src_t, close_t, r_t, t0, ta, tb, b_lens[b], b_lo[b],
+                             b_lo[b + 1], q_len, q_tie, q_row, q_e, e_g, e_cut, e_d, mst, q_t,
+                             e_t)
             for j in range(n_e):
                 if q_e[e_q[j]] != j:  # not computed with its q
                     slot_lanes(q_t[e_q[j]], r_t[e_g[j]], t0, ta, tb, e_cut[j], e_d[j], sst[j],
@@ -125,9 +124,8 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
         for k in range(n_real):  # what each symbol's stages computed, once
             c = counts[syms[k]]
             for b in range(b_fam.shape[0]):
-                calls = (b_lo[b + 1] - b_lo[b] + KEYS - 1) // KEYS
                 if b_fam[b] != EMA and b_fam[b] != DEMA:
-                    c[WINDOW] += calls
+                    c[WINDOW] += 1
                 c[MA] += b_lo[b + 1] - b_lo[b]
             c[EQUITY] += n_e
             c[LAYER2] += N_FAMILIES * f_set.shape[0]

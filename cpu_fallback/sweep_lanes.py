@@ -16,9 +16,12 @@ one family's nine (282 on a grid of nine lengths × three robustness settings), 
 all stepped in one pass over the bars as ``compute_atc``'s nine are; each stage is a kernel of
 its own, run on a tile, its state read and written back in arrays that last the block:
 
-* ``member_lanes(fam, ...)``: up to :data:`KEYS` q keys of one batch of family ``fam`` (one
-  compiled kernel per family, its window pass shared by the batch), q and the primary
-  equity of each;
+* ``member_lanes(fam, ...)``: the q keys of one batch of family ``fam`` (one compiled kernel
+  per family, its window pass shared by the batch), q and the primary equity of each. It
+  runs a tile :data:`SUB_BARS` bars at a time: the window pass of those bars first, then
+  each key through all of them, its state on the stack for that while (double-buffered as
+  :func:`cpu_fallback.lanes.flipped` says, so that no lane loop has a masked store), its q
+  and E on the stack until they go to the tile rows in one copy;
 * ``block_returns``, ``slot_lanes``: a growth row's returns; an equity key's E from a stored
   q (grids over λ, decay or cutout);
 * ``layer2_sums``: a member set's N = Σ q·E and D = Σ E in member order and X_k =
@@ -40,7 +43,7 @@ import math
 
 import numba
 
-from cpu_fallback.lanes import _stack, by_family, member_lane_step, window_pass_lanes
+from cpu_fallback.lanes import _stack, by_family, flipped, member_lane_step, window_pass_lanes
 from gpu_trend.cores import DEMA, EMA, FLOOR, KAMA, MEMBER_STATE, N_FAMILIES, N_MEMBERS
 from gpu_trend.sweep_plan import SIGNAL_NAN
 
@@ -63,41 +66,71 @@ def tile_bars(n_rows: int) -> int:
 #: (one thread alone, the stages were 12% faster at 16).
 SWEEP_LANES = 8
 
-#: Most q keys one ``member_lanes`` call steps together (their state is on the stack): a window
-#: batch's nine lengths under four tie rules. A batch with more keys takes more calls.
-KEYS = 4 * N_MEMBERS
+#: Bars ``member_lanes`` steps a key through before the next key: the key's parameters, row
+#: views and state are set up once for them, and the window sums of those bars wait on the
+#: stack (16 × 18 rows × 8 lanes: 18 KB). One thread, the lengths grid's member passes took
+#: 0.8x the time of one pass over the keys a bar (its state written in place, four to six
+#: masked stores a lane vector); 8, 32 and 64 bars measured no better than 16.
+SUB_BARS = 16
 
 
 def _member_kernel(cores, mul, jit, inline_jit, fam):
     """The lane kernel of family ``fam``: q keys ``lo:hi`` of one batch through bars ta..tb−1."""
     window = fam != EMA and fam != DEMA
-    window_pass, by_length = window_pass_lanes(fam, mul, inline_jit)
+    window_pass, by_length = window_pass_lanes(fam, mul, inline_jit, SWEEP_LANES)
     state_rows, step = member_lane_step(cores, fam, inline_jit)
-    n_state, lanes = KEYS * MEMBER_STATE, SWEEP_LANES
+    flip = flipped(fam)
+    lanes, sub, n_state = SWEEP_LANES, SUB_BARS, MEMBER_STATE
     n_sums, n_members = 2 * N_MEMBERS, N_MEMBERS
+    n_sub_sums = sub * n_sums
+
+    @inline_jit
+    def key_bar(rows, u, t, t0, src_t, src_u, close_u, r_u, sums, length, alpha, tie, row,
+                cutout, d, q_bar, e_bar, n_lanes):
+        # One key's bar t (the sub-tile's u-th) on every lane, its q and E to the stack.
+        tau = float(t - t0)
+        x_now, c_now, r_now = src_u[u], close_u[u], r_u[u]
+        lag = src_t[max(t - length, 0)]
+        ws_i, wt_i = sums[u, 2 * row], sums[u, 2 * row + 1]
+        q_out, e_out = q_bar[u], e_bar[u]
+        for k in range(n_lanes):
+            m, q, e = step(rows, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau, length,
+                           alpha, tie, r_now[k], cutout, d)
+            q_out[k] = q
+            e_out[k] = e
 
     @jit
     def kernel(src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row, q_e, e_g,
                e_cut, e_d, mst, q_t, e_t):
-        st = numba.carray(_stack(n_state, lanes), (n_state, lanes))
+        # One key at a time through a sub-tile of bars, its state on the stack in three
+        # buffers as in cpu_fallback.lanes: the flipped fields in `even` (read on the
+        # sub-tile's even bars, written on odd ones) and `odd`, the others in `keep`. Without
+        # them, every flipped field would be a masked store (four to six a lane vector).
+        keep = numba.carray(_stack(n_state, lanes), (n_state, lanes))
+        even = numba.carray(_stack(n_state, lanes), (n_state, lanes))
+        odd = numba.carray(_stack(n_state, lanes), (n_state, lanes))
         acc = numba.carray(_stack(2, lanes), (2, lanes))
-        sums = numba.carray(_stack(n_sums, lanes), (n_sums, lanes))
+        sums = numba.carray(_stack(n_sub_sums, lanes), (sub, n_sums, lanes))
+        q_ptr, e_ptr = _stack(sub, lanes), _stack(sub, lanes)
+        q_bar, e_bar = numba.carray(q_ptr, (sub, lanes)), numba.carray(e_ptr, (sub, lanes))
+        q_from, e_from = numba.carray(q_ptr, sub * lanes), numba.carray(e_ptr, sub * lanes)
         by_len = numba.carray(_stack(n_members, 1), n_members)
         n_lanes = src_t.shape[1]
-        for i in range(hi - lo):
-            for f in range(MEMBER_STATE):
-                for k in range(lanes):
-                    st[i * MEMBER_STATE + f, k] = mst[lo + i, f, k]
+        size = q_t.shape[1] * lanes
+        q_all, e_all = q_t.reshape(q_t.size), e_t.reshape(e_t.size)
         maxlen = by_length(lens, by_len)
-        for r in range(n_sums):
-            for k in range(lanes):
-                sums[r, k] = 0.0  # read (and discarded) before a window is full
-        for t in range(ta, tb):
-            tau = float(t - t0)
+        for u in range(sub):
+            for r in range(n_sums):
+                for k in range(lanes):
+                    sums[u, r, k] = 0.0  # read (and discarded) before a window is full
+        for ua in range(ta, tb, sub):
+            n_u = min(sub, tb - ua)
             if window:
-                window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), by_len, lens,
-                            sums, acc, n_lanes)
-            x_now, c_now = src_t[t], close_t[t]
+                for u in range(n_u):
+                    t = ua + u
+                    window_pass(src_t, t, min(maxlen, t if fam == KAMA else t + 1), by_len,
+                                lens, sums[u], acc, n_lanes)
+            src_u, close_u = src_t[ua:ua + n_u], close_t[ua:ua + n_u]
             for i in range(hi - lo):
                 kk = lo + i
                 length = q_len[kk]
@@ -105,25 +138,37 @@ def _member_kernel(cores, mul, jit, inline_jit, fam):
                 j = q_e[kk]
                 cutout = e_cut[j]
                 d = e_d[j]
-                r_now = r_t[e_g[j], t]
+                r_u = r_t[e_g[j], ua:ua + n_u]
                 alpha = 2.0 / (length + 1)
-                ws_i = sums[2 * q_row[kk]]
-                wt_i = sums[2 * q_row[kk] + 1]
-                lag = src_t[max(t - length, 0)]
-                # Read and written in place, unlike cpu_fallback.lanes' double buffer: with
-                # 8 lanes (two vectors a key) its extra views and second loop cost more than
-                # the masked stores it saves (the lengths sweep took 1.06-1.12x the time with it).
-                rows_i = state_rows(st, st, st, i * MEMBER_STATE)
-                q_out, e_out = q_t[kk, t - ta], e_t[j, t - ta]
-                for k in range(n_lanes):
-                    m, q, e = step(rows_i, k, x_now[k], c_now[k], lag[k], ws_i[k], wt_i[k], tau,
-                                   length, alpha, tie, r_now[k], cutout, d)
-                    q_out[k] = int(q)  # 0 or ±1: stored exactly in one byte
-                    e_out[k] = e
-        for i in range(hi - lo):
-            for f in range(MEMBER_STATE):
-                for k in range(lanes):
-                    mst[lo + i, f, k] = st[i * MEMBER_STATE + f, k]
+                row = q_row[kk]
+                for f in range(n_state):
+                    into = even if f in flip else keep
+                    for k in range(lanes):
+                        into[f, k] = mst[kk, f, k]
+                for u in range(0, n_u, 2):  # two bars a turn: even -> odd, then odd -> even
+                    key_bar(state_rows(keep, even, odd, 0), u, ua + u, t0, src_t, src_u,
+                            close_u, r_u, sums, length, alpha, tie, row, cutout, d, q_bar,
+                            e_bar, n_lanes)
+                    if u + 1 < n_u:
+                        key_bar(state_rows(keep, odd, even, 0), u + 1, ua + u + 1, t0, src_t,
+                                src_u, close_u, r_u, sums, length, alpha, tie, row, cutout, d,
+                                q_bar, e_bar, n_lanes)
+                    else:  # an odd count: the last bar wrote the flipped fields to `odd`
+                        for f in flip:
+                            for k in range(lanes):
+                                even[f, k] = odd[f, k]
+                for f in range(n_state):
+                    out = even if f in flip else keep
+                    for k in range(lanes):
+                        mst[kk, f, k] = out[f, k]
+                # Out to the tile rows in one loop: the lane loops above store to the stack
+                # only, so they need no run-time overlap checks with their inputs.
+                m_u, at = n_u * lanes, (ua - ta) * lanes
+                q_to = q_all[kk * size + at:kk * size + at + m_u]
+                e_to = e_all[j * size + at:j * size + at + m_u]
+                for x in range(m_u):
+                    q_to[x] = int(q_from[x])  # 0 or ±1: stored exactly in one byte
+                    e_to[x] = e_from[x]
 
     return kernel
 

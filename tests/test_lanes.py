@@ -188,7 +188,7 @@ def test_the_lane_loops_are_vectorised():
                     reason="the check reads x86 assembly")
 def test_the_sweep_lane_loops_are_vectorised():
     """The sweep's member kernels (one a family), its Layer-2 sums and its family-set kernel do
-    their arithmetic in packed instructions (:mod:`cpu_fallback.sweep_lanes`; with AVX2, 10-23
+    their arithmetic in packed instructions (:mod:`cpu_fallback.sweep_lanes`; with AVX2, 18-34
     packed add/sub/mul/div a member kernel, 7 in the sums; scalar code has none)."""
     import numba
 
@@ -206,10 +206,15 @@ def test_the_sweep_lane_loops_are_vectorised():
             np.zeros((3, 11, n_lanes)), q3, f3)
     sig = tuple(numba.typeof(a) for a in args)
     member.compile(sig)
-    counts = {name: packed_arithmetic(body) for name, body in functions(member.inspect_asm(sig))
+    bodies = {name: body for name, body in functions(member.inspect_asm(sig))
               if re.search(r"_member_kernel\w*6kernelB", name)}
+    counts = {name: packed_arithmetic(body) for name, body in bodies.items()}
     assert len(counts) == 6, sorted(counts)
     assert min(counts.values()) >= 8, counts
+    # No masked stores in the key loops (each key's state double-buffered): none at all in the
+    # EMA and DEMA kernels, at most the window sums' zeroing (once a call) in the others.
+    masked = sorted(masked_stores(body) for body in bodies.values())
+    assert masked[:2] == [0, 0] and masked[-1] <= 2, masked
     sums = kernels["layer2_sums"]
     sig = tuple(numba.typeof(a) for a in (q3, f3, np.zeros(9, dtype=np.int64),
                                          np.zeros(9, dtype=np.int64), 0, 0, n_bars, 2, f2, f2,
