@@ -72,7 +72,6 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
     e_all = np.empty((n_pool, n_e, tile, lanes))
     x_all = np.empty((n_pool, set_q.shape[0], tile, lanes))
     code_all = np.empty((n_pool, set_q.shape[0], tile, lanes), np.int8)
-    den_all = np.empty((n_pool, tile, lanes))
     avg_all = np.empty((n_pool, tile, lanes))
     mst_all = np.empty((n_pool, n_q, MEMBER_STATE, lanes))
     sst_all = np.empty((n_pool, n_e, 3, lanes))
@@ -95,7 +94,7 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                 if separate:
                     src_t[t, k] = src[syms[k], t]
         r_t, q_t, e_t = r_all[tid], q_all[tid], e_all[tid]
-        x_t, code_t, den_t, avg_t = x_all[tid], code_all[tid], den_all[tid], avg_all[tid]
+        x_t, code_t, avg_t = x_all[tid], code_all[tid], avg_all[tid]
         mst, sst, lst = mst_all[tid], sst_all[tid], lst_all[tid]
         for g in range(n_g):
             block_returns(close_t, growth[g], t0, n, r_t[g])
@@ -112,8 +111,8 @@ def run_sweep_cpu(src, close, starts, blocks, order, separate, growth, b_fam, b_
                     slot_lanes(q_t[e_q[j]], r_t[e_g[j]], t0, ta, tb, e_cut[j], e_d[j], sst[j],
                                e_t[j])
             for g in range(set_q.shape[0]):
-                layer2_sums(q_t, e_t, set_q[g], set_e[g], t0, ta, tb - ta, set_cut[g], den_t,
-                            x_t[g], code_t[g])
+                layer2_sums(q_t, e_t, set_q[g], set_e[g], t0, ta, tb - ta, set_cut[g], x_t[g],
+                            code_t[g])
             for f in range(f_set.shape[0]):
                 family_set_lanes(x_t, code_t, f_set[f], r_t, set_g, t0, ta, tb,
                                  set_cut[f_set[f, 0]], f_w[f], set_d, lst[f], outs, n_real,
@@ -148,14 +147,14 @@ def scratch_footprint(n_bars: int, sizes: dict) -> Footprint:
 
     Time-major, per lane: close and source and the returns of each growth row over every bar;
     one tile of the q (one byte) and E rows of every key, of the X row and X's codes (one
-    byte) of every member set and of Layer 2's D and Average_Signal's rows; the state of
+    byte) of every member set and of Average_Signal's row; the state of
     every key, equity key and family set's families.
     ``sizes``: :func:`gpu_trend.sweep_plan.plan_sizes` of the group.
     """
     rows = (2 + sizes["growth"]) * max(n_bars, 1)
     keys = sizes["q_keys"] + sizes["equity_keys"]
     byte_rows = sizes["q_keys"] + sizes["member_sets"]
-    f8_rows = sizes["equity_keys"] + sizes["member_sets"] + 2 + -(-byte_rows // F8)
+    f8_rows = sizes["equity_keys"] + sizes["member_sets"] + 1 + -(-byte_rows // F8)
     tile = f8_rows * tile_bars(keys)
     state = (MEMBER_STATE * sizes["q_keys"] + 3 * sizes["equity_keys"]
              + 3 * N_FAMILIES * sizes["family_sets"])

@@ -56,7 +56,11 @@ def tile_bars(n_rows: int) -> int:
     keys. A power of two from 64 to 128: shorter tiles cost more calls than they save (16 and
     32 measured no faster on the 282-key lengths grid)."""
     fit = (1 << 18) // (max(n_rows, 1) * SWEEP_LANES * 8)
-    return max(64, min(128, 1 << max(fit.bit_length() - 1, 0)))
+    return max(64, min(MAX_TILE, 1 << max(fit.bit_length() - 1, 0)))
+
+
+#: The longest tile :func:`tile_bars` gives.
+MAX_TILE = 128
 
 
 #: Symbols per sweep block: two AVX2 vectors of float64 (one AVX-512 vector). Narrower than
@@ -187,14 +191,14 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
         ``member_lanes(fam, src_t, close_t, r_t, t0, ta, tb, lens, lo, hi, q_len, q_tie, q_row,
         q_e, e_g, e_cut, e_d, mst, q_t, e_t)``, ``block_returns(close_t, growth, t0, n,
         r_out)``, ``fresh_state(mst, sst, lst)``, ``slot_lanes(q_t, r_t, t0, ta, tb,
-        cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, t0, ta, n_t, cutout, den_t,
-        x_t, code_t)``, ``family_set_lanes(x_t, code_t, sets, r_t, set_g, t0, ta, tb, cutout,
+        cutout, d, sst, e_out)``, ``layer2_sums(q_t, e_t, sq, se, t0, ta, n_t, cutout, x_t,
+        code_t)``, ``family_set_lanes(x_t, code_t, sets, r_t, set_g, t0, ta, tb, cutout,
         w, set_d, lst, outs, n_real, f, xs, avg_t, avg)``, ``direction_rows(avg, xs, f, dsrc,
         t0, n, shift, th_long, th_short, outs, n_real, p, dirn)`` (every bar
         from ``t0``, after the tiles) and ``before_listing(t0, outs, n_real, f_lo, f_hi,
         p_row, xs, avg, dirn)``. The others run bars ``ta:tb`` of a block
         listed on bar ``t0``; a tile's rows
-        (``q_t``, ``e_t``, ``x_t``, ``code_t``, ``den_t``, ``avg_t``) are (..., tile,
+        (``q_t``, ``e_t``, ``x_t``, ``code_t``, ``avg_t``) are (..., tile,
         SWEEP_LANES), indexed from ``ta``; ``close_t``, ``src_t`` and ``r_t`` hold every bar;
         the state arrays (``mst`` (Kq, 11, SWEEP_LANES) and (…, 3, SWEEP_LANES) rows) are
         read at a tile's start and written at its end. ``outs`` holds the output row of each
@@ -272,35 +276,50 @@ def build_sweep_lanes(cores, mul, jit, inline_jit):
                 out[k] = e_now[k]
         copy_rows(st[:3], sst)
 
+    @inline_jit
+    def three_rows(flat, keys, i, size, m):
+        # The tile rows (m elements from 0) of members i, i + 1 and i + 2's keys.
+        return (flat[keys[i] * size:keys[i] * size + m],
+                flat[keys[i + 1] * size:keys[i + 1] * size + m],
+                flat[keys[i + 2] * size:keys[i + 2] * size + m])
+
     @jit
-    def layer2_sums(q_t, e_t, sq, se, t0, ta, n_t, cutout, den_t, x_t, code_t):
+    def layer2_sums(q_t, e_t, sq, se, t0, ta, n_t, cutout, x_t, code_t):
         # A member set's N = Σ q·E and D = Σ E on a tile's n_t bars, each bar's terms added in
         # member order as layer2_core adds them, then X_k = round2(N/D) into x_t (tile,
         # SWEEP_LANES), NaN before the cutout (as Cores.layer2_step computes it: once per
-        # member set, not per family set using it; N is summed in x_t, D in den_t), and its
-        # int8 code (encode_signals') into code_t, which every family set using it copies out.
-        # Member by member over the whole tile, its (bar, lane) elements as one loop: LLVM
-        # vectorises it four lanes wide and interleaves four, which a loop over one bar's
-        # eight lanes would never enter.
-        size = x_t.shape[0] * x_t.shape[1]
-        m = n_t * x_t.shape[1]
-        num, den = x_t.reshape(size), den_t.reshape(size)
+        # member set, not per family set using it), and its int8 code (encode_signals') into
+        # code_t, which every family set using it copies out.
+        # The tile's (bar, lane) elements as one loop, three members a pass: N and D are read
+        # and written three times, not nine, and each pass still has many elements' add
+        # chains in flight (all nine in one pass measured 1.7x slower: nine dependent adds an
+        # element, eighteen input streams). N and D are kept on the stack, so the passes
+        # need no run-time overlap checks with the rows they read.
+        size = q_t.shape[1] * lanes
+        m = n_t * lanes
+        qa, ea = q_t.reshape(q_t.size), e_t.reshape(e_t.size)
+        num = numba.carray(_stack(MAX_TILE, lanes), MAX_TILE * lanes)
+        den = numba.carray(_stack(MAX_TILE, lanes), MAX_TILE * lanes)
         for x in range(m):
             num[x] = 0.0
             den[x] = 0.0
-        for i in range(N_MEMBERS):
-            q_row, e_row = q_t[sq[i]].reshape(size), e_t[se[i]].reshape(size)
+        for i in range(0, N_MEMBERS, 3):
+            q0, q1, q2 = three_rows(qa, sq, i, size, m)
+            e0, e1, e2 = three_rows(ea, se, i, size, m)
             for x in range(m):
-                num[x] += mul(float(q_row[x]), e_row[x])
-                den[x] += e_row[x]
+                n_x = num[x] + mul(float(q0[x]), e0[x])
+                d_x = den[x] + e0[x]
+                n_x += mul(float(q1[x]), e1[x])
+                d_x += e1[x]
+                num[x] = n_x + mul(float(q2[x]), e2[x])
+                den[x] = d_x + e2[x]
+        xs, codes = x_t.reshape(x_t.size), code_t.reshape(code_t.size)
         for x in range(m):
-            num[x] = cores.layer2_signal(num[x], den[x])
-        for t in range(ta, min(ta + n_t, t0 + cutout)):  # Layer 2 holds still before it
-            for k in range(lanes):
-                x_t[t - ta, k] = math.nan
-        codes = code_t.reshape(size)
+            xs[x] = cores.layer2_signal(num[x], den[x])
+        for x in range(min(max(t0 + cutout - ta, 0), n_t) * lanes):  # Layer 2 holds still
+            xs[x] = math.nan                                          # before the cutout
         for x in range(m):  # r / 100 for an integer r: stored as r
-            v = num[x]
+            v = xs[x]
             codes[x] = SIGNAL_NAN if v != v else int(math.floor(v * 100.0 + 0.5))
 
     n_l2 = 3 * N_FAMILIES  # the six families' Layer-2 state rows, then N and D

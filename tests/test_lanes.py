@@ -217,11 +217,11 @@ def test_the_sweep_lane_loops_are_vectorised():
     assert masked[:2] == [0, 0] and masked[-1] <= 2, masked
     sums = kernels["layer2_sums"]
     sig = tuple(numba.typeof(a) for a in (q3, f3, np.zeros(9, dtype=np.int64),
-                                         np.zeros(9, dtype=np.int64), 0, 0, n_bars, 2, f2, f2,
+                                         np.zeros(9, dtype=np.int64), 0, 0, n_bars, 2, f2,
                                          np.zeros((n_bars, n_lanes), dtype=np.int8)))
     sums.compile(sig)
     asm = sums.inspect_asm(sig)
-    assert packed_arithmetic(asm) >= 4
+    assert packed_arithmetic(asm) >= 4 and masked_stores(asm) == 0
     # The six families' Layer-2 equities and Average_Signal, stepped together: packed, and
     # no masked stores (the state is written on every lane).
     family_set = kernels["family_set_lanes"]
