@@ -250,10 +250,11 @@ def _start_warm_up(cfg: Any, backend: str):
 
 def _wait_for_kernels(warm: Any) -> None:
     """Wait for the warm-up, saying why when it compiles (the first run after an install or
-    upgrade, 20–40 s of silence otherwise)."""
+    upgrade: a minute or more of silence otherwise on a 2-core machine)."""
     if warm.is_alive() and not warm.cached:
         print(f"{PROG}: compiling the ATC kernels (first run only after an install or upgrade, "
-              f"20–40 s; later runs load them from Numba's cache)…", file=sys.stderr, flush=True)
+              f"a minute or more on 2 cores; later runs load them from Numba's cache)…",
+              file=sys.stderr, flush=True)
     warm.join()
 
 
